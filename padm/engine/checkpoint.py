@@ -1,0 +1,201 @@
+"""Checkpoints: atomic writes, safe loading, padm and official formats.
+
+A padm checkpoint is a plain dict readable with ``torch.load(path, weights_only=True)``::
+
+    format        "padm-checkpoint"
+    version       1
+    model_config  PADMConfig.to_dict()
+    model         state_dict of the network
+    ema           state_dict of the EMA weights, or None
+    step          optimizer steps taken
+    train_config  TrainConfig.to_dict() (the run's resolved config), or None for exported weights
+    optimizer     optimizer.state_dict(), or None
+    scaler        GradScaler.state_dict() (CUDA float16 AMP), or None
+    rng           {"torch": [uint8 tensor per rank], "cuda": [uint8 tensor per rank] or None}
+    best          {"psnr": float, "step": int}: best validation so far
+    data_epoch    epoch of the data stream the next step draws from (informational)
+
+Official checkpoints (BasicSR ``{"params": state_dict}``) are recognised and converted with
+:mod:`padm.unfolding.official`.  Every failure to read or match a checkpoint is a :class:`UserError`
+naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from padm.errors import UserError
+from padm.unfolding.config import PADMConfig
+
+FORMAT = "padm-checkpoint"
+VERSION = 1
+# PADMConfig fields that change no weight shape or value: ignored when matching a checkpoint to a config
+_RUNTIME_FIELDS = ("scan_backend", "dropout_step", "pad_multiple")
+
+
+def default_checkpoint_path() -> Path:
+    """The shipped default model: ``<repo>/checkpoints/default.pt``."""
+    return Path(__file__).resolve().parents[2] / "checkpoints" / "default.pt"
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def make_checkpoint(model_config: PADMConfig, model_state: dict, *, step: int = 0, ema_state: dict | None = None,
+                    train_config: dict | None = None, optimizer: dict | None = None, scaler: dict | None = None,
+                    rng: dict | None = None, best: dict | None = None, data_epoch: int = 0) -> dict:
+    """Assemble the checkpoint dict (see the module docstring)."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_config": model_config.to_dict(),
+        "model": {k: v.detach().cpu() for k, v in model_state.items()},
+        "ema": None if ema_state is None else {k: v.detach().cpu() for k, v in ema_state.items()},
+        "step": int(step),
+        "train_config": train_config,
+        "optimizer": optimizer,
+        "scaler": scaler,
+        "rng": rng,
+        "best": best or {"psnr": float("-inf"), "step": -1},
+        "data_epoch": int(data_epoch),
+    }
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a padm or official checkpoint into the padm layout (official ones get ``model_config``/``model``).
+
+    Raises :class:`UserError` when the file is missing, unreadable, or neither format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: checkpoint not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt zip, pickle with foreign classes, truncated file, text file, ...
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{path}: not a readable checkpoint ({first[:200]})") from None
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        if obj.get("version", 0) > VERSION:
+            raise UserError(f"{path}: checkpoint version {obj['version']} is newer than this padm ({VERSION})")
+        try:
+            PADMConfig.from_dict(obj["model_config"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise UserError(f"{path}: checkpoint holds an invalid model config ({err})") from None
+        return obj
+    return _read_official(path, obj)
+
+
+def _read_official(path: Path, obj: Any) -> dict:
+    from padm.unfolding import official  # lazy: only needed for official checkpoints
+
+    state = obj.get("params", obj.get("params_ema", obj)) if isinstance(obj, dict) else None
+    if not isinstance(state, dict) or not state or not official.is_official(state):
+        raise UserError(f"{path}: neither a padm checkpoint nor an official PADM checkpoint")
+    try:
+        config, padm_state = official.load_official(obj)
+    except (KeyError, ValueError, RuntimeError) as err:
+        raise UserError(f"{path}: official checkpoint could not be converted ({err})") from None
+    return make_checkpoint(config, padm_state)
+
+
+def config_mismatch(a: PADMConfig, b: PADMConfig) -> list[str]:
+    """Architecture fields in which two configs differ, as ``"name a != b"`` strings."""
+    da, db = a.to_dict(), b.to_dict()
+    return [f"{k} {da[k]!r} != {db[k]!r}" for k in da if k not in _RUNTIME_FIELDS and da[k] != db[k]]
+
+
+def create_model(config: PADMConfig) -> nn.Module:
+    """A fresh network for ``config`` (one place that names the model class)."""
+    from padm.unfolding.model import PADM
+
+    return PADM(config)
+
+
+def load_weights(model: nn.Module, state: dict, path: str | os.PathLike) -> None:
+    """``load_state_dict(strict=True)`` with a one-line :class:`UserError` on a mismatch."""
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0]
+        raise UserError(f"{path}: weights do not fit the model ({detail[:200]})") from None
+
+
+def load_model(path: str | os.PathLike | None = None, *, expect: PADMConfig | None = None, use_ema: bool = True,
+               device: str | torch.device = "cpu", overrides: dict | None = None) -> tuple[nn.Module, dict]:
+    """Network in eval mode from a padm or official checkpoint (``None``: the shipped default model).
+
+    ``expect``: a config the checkpoint must match (e.g. a preset the user asked for); a different
+    architecture is a :class:`UserError`.  ``overrides``: runtime-only config fields to change
+    (``scan_backend``...).  EMA weights are used when present and ``use_ema``.  Returns
+    ``(model, checkpoint_dict)``.
+    """
+    if path is None:
+        path = default_checkpoint_path()
+        if not path.is_file():
+            raise UserError(f"{path}: no default model shipped yet; pass --ckpt with a checkpoint")
+    ckpt = read_checkpoint(path)
+    config = PADMConfig.from_dict(ckpt["model_config"])
+    if expect is not None:
+        diff = config_mismatch(config, expect)
+        if diff:
+            raise UserError(f"{path}: checkpoint is for another model configuration ({'; '.join(diff)})")
+    if overrides:
+        bad = sorted(set(overrides) - set(_RUNTIME_FIELDS))
+        if bad:
+            raise ValueError(f"only runtime fields can be overridden on a trained model, not {bad}")
+        import attrs
+
+        config = attrs.evolve(config, **overrides)
+    model = create_model(config)
+    state = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
+    load_weights(model, state, path)
+    return model.to(device).eval(), ckpt
+
+
+def checkpoint_step(path: Path) -> int:
+    """Step encoded in a ``step_00001234.pt`` name, or -1."""
+    stem = path.stem
+    return int(stem[5:]) if stem.startswith("step_") and stem[5:].isdigit() else -1
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """Newest ``checkpoints/step_*.pt`` of a run directory (or of the folder itself)."""
+    run_dir = Path(run_dir)
+    folder = run_dir / "checkpoints" if (run_dir / "checkpoints").is_dir() else run_dir
+    found = [p for p in folder.glob("step_*.pt") if checkpoint_step(p) >= 0]
+    return max(found, key=checkpoint_step) if found else None
+
+
+def prune_checkpoints(folder: Path, keep_last: int) -> None:
+    """Delete all but the newest ``keep_last`` step checkpoints (``best.pt`` is never touched)."""
+    if keep_last <= 0:
+        return
+    found = sorted((p for p in folder.glob("step_*.pt") if checkpoint_step(p) >= 0), key=checkpoint_step)
+    for p in found[:-keep_last]:
+        p.unlink(missing_ok=True)
+
+
+__all__ = ["FORMAT", "VERSION", "default_checkpoint_path", "atomic_save", "make_checkpoint", "read_checkpoint",
+           "config_mismatch", "create_model", "load_weights", "load_model", "checkpoint_step",
+           "latest_checkpoint", "prune_checkpoints"]

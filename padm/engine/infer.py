@@ -1,0 +1,118 @@
+"""Inference: whole images or overlapping tiles blended back together.
+
+Tiling bounds memory: the network sees ``tile × tile`` windows (stride ``tile − overlap``); each tile's
+output is weighted by a window that is 0 in the outer quarter of the overlap on sides shared with a
+neighbour, ramps linearly across the middle half, and is 1 elsewhere (sides on the image border keep
+weight 1); the weighted sum is divided by the summed weights.  Consequence: for a network whose
+receptive field has radius ``r <= overlap // 4`` and that pads like the whole-image pass, the tiled
+result equals the untiled one up to float rounding (a convex mix of exact values).  PADM is *not*
+such a network: its scan runs over whole rows and its channel attention and Fourier fusion pool over
+the whole (padded) input, so tiles differ from the whole image; ``docs/engine.md`` gives the measured
+difference.  Images no larger than one tile run untiled, exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from padm.ops.padding import padded_size
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles covering ``[0, length)``; the last tile is shifted to end at the border."""
+    if length <= tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, length - tile, stride))
+    starts.append(length - tile)
+    return starts
+
+
+def _ramp(n: int, overlap: int, device) -> Tensor:
+    """Rising blend weights over the first ``overlap`` of ``n`` samples (then 1)."""
+    d = torch.arange(n, dtype=torch.float32, device=device)
+    if overlap <= 0:
+        return torch.ones(n, device=device)
+    margin = overlap // 4
+    width = max(overlap - 2 * margin, 1)
+    return ((d - margin + 0.5) / width).clamp(0, 1)
+
+
+def _axis_weight(start: int, size: int, length: int, overlap: int, device) -> Tensor:
+    w = torch.ones(size, device=device)
+    if start > 0:  # a neighbour on the left/top
+        w = w * _ramp(size, overlap, device)
+    if start + size < length:  # a neighbour on the right/bottom
+        w = w * _ramp(size, overlap, device).flip(0)
+    return w
+
+
+def tiled_apply(fn: Callable[[Tensor], Sequence[Tensor]], x: Tensor, tile: int, overlap: int,
+                progress: bool = False) -> list[Tensor]:
+    """Apply ``fn`` (image batch -> sequence of same-size maps (N, C_i, h, w)) tile by tile and blend.
+
+    Outputs are accumulated in float32 on the CPU, so device memory only ever holds one tile.
+    """
+    if tile < 1 or not 0 <= overlap < tile:
+        raise ValueError(f"need tile >= 1 and 0 <= overlap < tile; got tile={tile}, overlap={overlap}")
+    n, _, h, w = x.shape
+    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+    acc: list[Tensor] | None = None
+    wsum = torch.zeros(1, 1, h, w)
+    bar = tqdm(total=len(ys) * len(xs), desc="tiles", leave=False, disable=not progress)
+    for y0 in ys:
+        th = min(tile, h)
+        wy = _axis_weight(y0, th, h, overlap, "cpu")
+        for x0 in xs:
+            tw = min(tile, w)
+            weight = (wy[:, None] * _axis_weight(x0, tw, w, overlap, "cpu")[None, :])[None, None]
+            outs = fn(x[..., y0:y0 + th, x0:x0 + tw])
+            if acc is None:
+                acc = [torch.zeros(n, o.shape[1], h, w) for o in outs]
+            for a, o in zip(acc, outs):
+                a[..., y0:y0 + th, x0:x0 + tw] += o.float().cpu() * weight
+            wsum[..., y0:y0 + th, x0:x0 + tw] += weight
+            bar.update()
+    bar.close()
+    assert acc is not None
+    return [a / wsum for a in acc]
+
+
+def stage_maps(out) -> list[Tensor]:
+    """Flatten an ``UnfoldingOutput`` into [B_0..B_K, R_0..R_K, eta_B_0.., eta_R_0..]."""
+    return [*out.B, *out.R, *out.eta_B, *out.eta_R]
+
+
+@torch.inference_mode()
+def derain(model: nn.Module, rainy: Tensor, *, tile: int | None = None, overlap: int = 64,
+           stages: bool = False, progress: bool = False) -> Tensor | dict[str, list[Tensor]]:
+    """Derain a float batch (N, 3, H, W) in [0, 1] on the model's device; result on the CPU, float32.
+
+    ``tile``: tile size (rounded up to the model's padding multiple) or ``None`` for the whole image.
+    Returns ``B[-1]`` clamped to [0, 1], or with ``stages`` a dict ``{"B", "R", "eta_B", "eta_R"}`` of
+    per-stage lists (unclamped).
+    """
+    device = next(model.parameters()).device
+    k1 = model.config.stages + 1
+
+    def fn(t: Tensor) -> list[Tensor]:
+        out = model(t.to(device))
+        return stage_maps(out) if stages else [out.B[-1]]
+
+    h, w = rainy.shape[-2:]
+    if tile is not None and tile > 0:
+        tile = padded_size(tile, model.config.padding_multiple)
+    if tile is None or tile <= 0 or (h <= tile and w <= tile):
+        maps = [m.float().cpu() for m in fn(rainy)]
+    else:
+        maps = tiled_apply(fn, rainy, tile, min(overlap, tile - 1), progress=progress)
+    if not stages:
+        return maps[0].clamp(0, 1)
+    return {name: maps[i * k1:(i + 1) * k1] for i, name in enumerate(("B", "R", "eta_B", "eta_R"))}
+
+
+__all__ = ["tile_starts", "tiled_apply", "stage_maps", "derain"]

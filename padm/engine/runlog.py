@@ -1,0 +1,122 @@
+"""Run logs: ``log.jsonl`` (every record), ``train.csv`` / ``val.csv``, TensorBoard when installed, and
+``curves.png`` (loss and validation PSNR) at the end.  Only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+
+class RunLog:
+    """Append-only metrics log of one run directory.
+
+    ``truncate_after(step)`` (on resume) drops records written after the checkpoint being resumed, so a
+    resumed run's logs read like an uninterrupted run's.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, tensorboard: bool = True):
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.jsonl = self.dir / "log.jsonl"
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard not installed: JSONL/CSV only
+                pass
+            else:
+                self._tb = SummaryWriter(log_dir=str(self.dir / "tb"))
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.jsonl.is_file():
+            return []
+        return [json.loads(line) for line in self.jsonl.read_text().splitlines() if line.strip()]
+
+    def truncate_after(self, step: int) -> None:
+        kept = [r for r in self.records() if r.get("step", 0) <= step]
+        self._rewrite(kept)
+
+    def _rewrite(self, records: list[dict[str, Any]]) -> None:
+        tmp = self.jsonl.with_name(".log.jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+        os.replace(tmp, self.jsonl)
+        for kind in ("train", "val"):
+            rows = [r for r in records if r.get("kind") == kind]
+            path = self.dir / f"{kind}.csv"
+            if rows:
+                self._write_csv(path, rows, mode="w")
+            else:
+                path.unlink(missing_ok=True)
+
+    def _write_csv(self, path: Path, rows: list[dict[str, Any]], mode: str) -> None:
+        fields = [k for k in rows[0] if k != "kind"]
+        new = mode == "w" or not path.is_file()
+        with path.open("w" if new else "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerows(rows)
+
+    def write(self, kind: str, step: int, **values: Any) -> None:
+        record = {"kind": kind, "step": int(step), **{k: _plain(v) for k, v in values.items()}}
+        with self.jsonl.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        self._write_csv(self.dir / f"{kind}.csv", [record], mode="a")
+        if self._tb is not None:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k != "step":
+                    self._tb.add_scalar(f"{kind}/{k}", v, step)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+    def plot(self, path: str | os.PathLike | None = None) -> Path | None:
+        """``curves.png``: training loss (log scale) and validation PSNR against the step."""
+        records = self.records()
+        train = [(r["step"], r["loss"]) for r in records if r.get("kind") == "train" and "loss" in r]
+        val = [(r["step"], r["psnr"]) for r in records if r.get("kind") == "val" and r.get("psnr") is not None]
+        if not train and not val:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        path = Path(path) if path else self.dir / "curves.png"
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        if train:
+            axes[0].plot(*zip(*train), lw=1)
+            if all(v > 0 for _, v in train):
+                axes[0].set_yscale("log")
+        axes[0].set(title="training loss (all stages)", xlabel="step", ylabel="loss")
+        if val:
+            axes[1].plot(*zip(*val), marker="o", lw=1)
+        axes[1].set(title="validation PSNR", xlabel="step", ylabel="PSNR (dB)")
+        for ax in axes:
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        tmp = path.with_name(f".{path.stem}.tmp.png")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        os.replace(tmp, path)
+        return path
+
+
+def _plain(v: Any) -> Any:
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None  # JSON has no NaN/inf
+    return v
+
+
+__all__ = ["RunLog"]

@@ -1,0 +1,361 @@
+"""Training: one visible loop, nanoGPT style.
+
+    padm train --train-data pairs.h5 --val-data val/ --preset small --iterations 20000
+    torchrun --nproc_per_node 4 scripts/train.py --config run.yaml
+
+The model only maps a rainy image to its stage outputs; everything about training is here: the
+deep-supervision loss over all K+1 stages (:mod:`padm.engine.losses`), AdamW with the official
+constant-then-cosine schedule (:mod:`padm.engine.schedule`), gradient-norm clipping, optional EMA and
+gradient accumulation, AMP on CUDA only, data-parallel training under ``torchrun`` (gloo on CPU, NCCL
+on GPU), validation (PSNR/SSIM on Y), logs, checkpoints and exact resume.
+
+Exact resume: a checkpoint holds the weights, optimizer, EMA, gradient scaler, step, best validation
+and every rank's torch RNG state.  The data order is a pure function of (seed, step): epoch ``e``
+visits a permutation drawn from ``seed + e`` and the datasets crop sample ``i`` from
+``(seed, epoch, i)``, so a resumed run draws exactly the batches the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from padm.engine import checkpoint as ckpt_io
+from padm.engine.config import TrainConfig, save_config
+from padm.engine.infer import derain
+from padm.engine.losses import unfolding_loss
+from padm.engine.metrics import score
+from padm.engine.runlog import RunLog
+from padm.engine.schedule import lr_at
+from padm.errors import UserError
+from padm.unfolding.config import PADMConfig
+
+
+# ----------------------------------------------------------------------------------------- processes
+
+
+class Dist:
+    """Where this process sits: rank, world size, device.  One process without ``torchrun``."""
+
+    def __init__(self, device_pref: str):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        want_cuda = device_pref.startswith("cuda") or (device_pref == "auto" and torch.cuda.is_available())
+        if want_cuda and not torch.cuda.is_available():
+            raise UserError(f"device {device_pref!r} asked for, but CUDA is not available")
+        if want_cuda:
+            index = self.local_rank if self.world > 1 or device_pref in ("auto", "cuda") else int(device_pref[5:])
+            self.device = torch.device("cuda", index)
+            torch.cuda.set_device(self.device)
+        else:
+            self.device = torch.device("cpu")
+        self.enabled = self.world > 1
+        if self.enabled and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.main = self.rank == 0
+
+    def mean(self, x: Tensor) -> Tensor:
+        """Average a tensor over ranks (identity for one process)."""
+        if not self.enabled:
+            return x
+        x = x.detach().clone().to(self.device)
+        dist.all_reduce(x)
+        return x / self.world
+
+    def sum(self, x: Tensor) -> Tensor:
+        if not self.enabled:
+            return x
+        x = x.clone().to(self.device)
+        dist.all_reduce(x)
+        return x.cpu()
+
+    def gather(self, obj: Any) -> list[Any]:
+        if not self.enabled:
+            return [obj]
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def rng_state(d: Dist) -> dict[str, list[Tensor] | None]:
+    """Every rank's torch RNG state (CPU, and CUDA when used), as uint8 tensors."""
+    cpu = d.gather(torch.get_rng_state())
+    cuda = d.gather(torch.cuda.get_rng_state(d.device).cpu()) if d.device.type == "cuda" else None
+    return {"torch": cpu, "cuda": cuda}
+
+
+def set_rng_state(d: Dist, rng: dict | None, fallback_seed: int) -> None:
+    saved = (rng or {}).get("torch") or []
+    if len(saved) == d.world:
+        torch.set_rng_state(saved[d.rank])
+        if d.device.type == "cuda" and rng.get("cuda"):
+            torch.cuda.set_rng_state(rng["cuda"][d.rank], d.device)
+    else:  # another world size: a fresh, still deterministic, stream per rank
+        if d.main:
+            tqdm.write(f"note: checkpoint RNG states are for {len(saved)} process(es), not {d.world}; "
+                       "dropout draws after the resume differ from the original run")
+        torch.manual_seed(fallback_seed)
+
+
+# ----------------------------------------------------------------------------------------- data
+
+
+def open_datasets(cfg: TrainConfig):
+    """Training crops and (optional) full validation images, from :mod:`padm.data`."""
+    from padm.data.datasets import open_paired
+
+    train = open_paired(cfg.train_data, patch_size=cfg.patch_size, seed=cfg.seed)
+    val = open_paired(cfg.val_data) if cfg.val_data else None
+    return train, val
+
+
+def batch_stream(dataset, cfg: TrainConfig, d: Dist, start_micro: int) -> Iterator[dict[str, Any]]:
+    """Endless micro-batches for this rank, starting after ``start_micro`` micro-batches.
+
+    Epoch ``e`` visits ``randperm(len, seed + e)`` cut to whole global micro-batches; rank ``r`` takes
+    every ``world``-th sample.  ``set_epoch(e)`` re-draws the dataset's crops.
+    """
+    n = len(dataset)
+    per_micro = cfg.batch_size * d.world
+    per_epoch = n // per_micro  # micro-batches per epoch
+    if per_epoch == 0:
+        raise UserError(f"{cfg.train_data}: {n} training pair(s), fewer than batch_size × processes = {per_micro}")
+    epoch, skip = divmod(start_micro, per_epoch)
+    while True:
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        order = torch.randperm(n, generator=g)[: per_epoch * per_micro]
+        mine = order[d.rank::d.world][skip * cfg.batch_size:].tolist()
+        # own generator: creating the loader's iterator must not draw from the global RNG (dropout)
+        loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=mine, num_workers=cfg.num_workers,
+                            pin_memory=d.device.type == "cuda", generator=torch.Generator().manual_seed(epoch),
+                            persistent_workers=False)
+        for batch in loader:
+            batch["epoch"] = epoch
+            yield batch
+        epoch, skip = epoch + 1, 0
+
+
+# ----------------------------------------------------------------------------------------- validation
+
+
+@torch.no_grad()
+def validate(model: nn.Module, dataset, cfg: TrainConfig, d: Dist) -> dict[str, float]:
+    """Mean PSNR/SSIM (``cfg.val_protocol``) over the validation images, split across ranks."""
+    was_training = model.training
+    model.eval()
+    n = len(dataset) if cfg.val_max_images == 0 else min(cfg.val_max_images, len(dataset))
+    totals = torch.zeros(3, dtype=torch.float64)  # psnr sum, ssim sum, count
+    for i in range(d.rank, n, d.world):
+        item = dataset[i]
+        pred = derain(model, item["rain"][None], tile=cfg.val_tile or None)
+        p, s = score(pred, item["clean"][None], cfg.val_protocol)
+        totals += torch.tensor([p[0].item(), s[0].item(), 1.0], dtype=torch.float64)
+    totals = d.sum(totals)
+    model.train(was_training)
+    count = max(totals[2].item(), 1.0)
+    return {"psnr": totals[0].item() / count, "ssim": totals[1].item() / count, "images": int(totals[2].item())}
+
+
+# ----------------------------------------------------------------------------------------- the run
+
+
+def _autocast(cfg: TrainConfig, device: torch.device):
+    if cfg.amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=getattr(torch, cfg.amp_dtype))
+    return contextlib.nullcontext()
+
+
+def _prepare_run_dir(cfg: TrainConfig, resuming: bool) -> Path:
+    out = Path(cfg.out_dir)
+    if not resuming and ckpt_io.latest_checkpoint(out) is not None:
+        raise UserError(f"{out}: already holds a run; resume it with --resume {out} or choose another --out-dir")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder")
+    return out
+
+
+def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Run (or resume) training as configured; returns a summary (final step, last loss, best PSNR)."""
+    d = Dist(cfg.device)
+    try:
+        return _train(cfg, d, resume)
+    finally:
+        d.close()
+
+
+def _train(cfg: TrainConfig, d: Dist, resume) -> dict[str, Any]:
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif d.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    state = ckpt_io.read_checkpoint(resume) if resume else None
+    if state is not None and state.get("optimizer") is None:
+        raise UserError(f"{resume}: holds weights only, not a training state; use --init-from to start from it")
+    out = _prepare_run_dir(cfg, resuming=state is not None)
+    train_set, val_set = open_datasets(cfg)  # before anything is written: bad data paths fail cleanly
+
+    # model, EMA, optimizer
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+    model = ckpt_io.create_model(cfg.model).to(d.device)
+    if state is not None:
+        diff = ckpt_io.config_mismatch(PADMConfig.from_dict(state["model_config"]), cfg.model)
+        if diff:
+            raise UserError(f"{resume}: checkpoint is for another model configuration ({'; '.join(diff)})")
+        ckpt_io.load_weights(model, state["model"], resume)
+    elif cfg.init_from:
+        init = ckpt_io.read_checkpoint(cfg.init_from)
+        diff = ckpt_io.config_mismatch(PADMConfig.from_dict(init["model_config"]), cfg.model)
+        if diff:
+            raise UserError(f"{cfg.init_from}: checkpoint is for another model configuration ({'; '.join(diff)})")
+        ckpt_io.load_weights(model, init["ema"] if init.get("ema") else init["model"], cfg.init_from)
+    ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
+    if ema is not None and state is not None and state.get("ema") is not None:
+        ckpt_io.load_weights(ema, state["ema"], resume)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                                  weight_decay=cfg.weight_decay)
+    use_scaler = cfg.amp and d.device.type == "cuda" and cfg.amp_dtype == "float16"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    step, best = 0, {"psnr": float("-inf"), "step": -1}
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        step, best = int(state["step"]), dict(state["best"])
+        set_rng_state(d, state.get("rng"), cfg.seed + 7919 * d.rank + step)
+    else:
+        torch.manual_seed(cfg.seed + 7919 * d.rank)  # dropout differs between ranks, reproducibly
+    raw_model = model
+    if d.enabled:
+        model = DDP(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+
+    # logs
+    log = None
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+        log = RunLog(out, tensorboard=cfg.tensorboard)
+        if state is not None:
+            log.truncate_after(step)
+
+    def save(name: str) -> Path:
+        rng = rng_state(d)  # collective: every rank takes part
+        path = out / "checkpoints" / name
+        if d.main:
+            ckpt_io.atomic_save(ckpt_io.make_checkpoint(
+                cfg.model, raw_model.state_dict(), step=step,
+                ema_state=None if ema is None else ema.state_dict(), train_config=cfg.to_dict(),
+                optimizer=optimizer.state_dict(), scaler=scaler.state_dict() if use_scaler else None,
+                rng=rng, best=best, data_epoch=epoch), path)
+        return path
+
+    stream = batch_stream(train_set, cfg, d, start_micro=step * cfg.grad_accum)
+    bar = tqdm(total=cfg.iterations, initial=step, disable=not (d.main and cfg.progress), dynamic_ncols=True,
+               desc="train")
+    epoch, last_loss, t0, steps_timed = 0, math.nan, time.perf_counter(), 0
+    model.train()
+    while step < cfg.iterations:
+        lr = lr_at(step, lr=cfg.lr, min_lr=cfg.min_lr, iterations=cfg.iterations,
+                   constant_fraction=cfg.constant_fraction, warmup=cfg.warmup)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+        loss_sum = torch.zeros((), device=d.device)
+        parts_sum: dict[str, Tensor] = {}
+        for micro in range(cfg.grad_accum):
+            batch = next(stream)
+            epoch = batch["epoch"]
+            rain = batch["rain"].to(d.device, non_blocking=True)
+            clean = batch["clean"].to(d.device, non_blocking=True)
+            sync = contextlib.nullcontext() if (not d.enabled or micro == cfg.grad_accum - 1) else model.no_sync()
+            with sync:
+                with _autocast(cfg, d.device):
+                    stages = model(rain)
+                loss, parts = unfolding_loss(stages.B, stages.R, rain, clean, cfg.fft_weight)
+                scaler.scale(loss / cfg.grad_accum).backward()
+            loss_sum += loss.detach() / cfg.grad_accum
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0) + v / cfg.grad_accum
+
+        scaler.unscale_(optimizer)
+        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), max_norm)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            with torch.no_grad():
+                for pe, pm in zip(ema.parameters(), raw_model.parameters()):
+                    pe.lerp_(pm, 1.0 - cfg.ema_decay)
+                for be, bm in zip(ema.buffers(), raw_model.buffers()):
+                    be.copy_(bm)
+        step += 1
+        steps_timed += 1
+        bar.update()
+        last = step == cfg.iterations
+
+        if step % cfg.log_every == 0 or last:
+            loss_val = d.mean(loss_sum).item()
+            parts_val = {k: d.mean(v).item() for k, v in parts_sum.items()}
+            elapsed = time.perf_counter() - t0
+            last_loss = loss_val
+            if log is not None:
+                log.write("train", step, loss=loss_val, **parts_val, lr=lr, grad_norm=grad_norm.item(),
+                          it_s=steps_timed / elapsed, epoch=epoch)
+            bar.set_postfix(loss=f"{loss_val:.4g}", lr=f"{lr:.2e}")
+            t0, steps_timed = time.perf_counter(), 0
+
+        if val_set is not None and ((cfg.val_every and step % cfg.val_every == 0) or last):
+            metrics = validate(ema if ema is not None else raw_model, val_set, cfg, d)
+            improved = metrics["psnr"] > best["psnr"]
+            if improved:
+                best = {"psnr": metrics["psnr"], "step": step}
+            if log is not None:
+                log.write("val", step, **metrics, best_psnr=best["psnr"])
+                bar.write(f"step {step}: val PSNR {metrics['psnr']:.3f} dB, SSIM {metrics['ssim']:.4f} "
+                          f"({cfg.val_protocol}, {metrics['images']} images)" + (" (best)" if improved else ""))
+            if improved:
+                save("best.pt")
+
+        if step % cfg.ckpt_every == 0 or last:
+            save(f"step_{step:08d}.pt")
+            if d.main:
+                ckpt_io.prune_checkpoints(out / "checkpoints", cfg.keep_last)
+            d.barrier()
+    bar.close()
+
+    if log is not None:
+        if cfg.plot:
+            log.plot()
+        log.close()
+    return {"step": step, "loss": last_loss, "best_psnr": best["psnr"], "best_step": best["step"],
+            "out_dir": str(out), "rank": d.rank}
+
+
+__all__ = ["Dist", "batch_stream", "validate", "train", "open_datasets", "rng_state", "set_rng_state"]
