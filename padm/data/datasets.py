@@ -1,0 +1,223 @@
+"""Paired datasets for training (random crops) and validation (whole images).
+
+Items are dicts ``{"rain": Tensor (3, h, w), "clean": Tensor (3, h, w), "name": str}`` with float32
+values in [0, 1].
+
+**Crops.**  Sample ``i`` of a patch dataset uses pair ``i mod N`` and draws, from a generator seeded
+with ``(seed, epoch, i)``,
+
+.. math::  t \\sim U\\{0, .., H - p\\}, \\quad l \\sim U\\{0, .., W - p\\}, \\quad g \\sim U(D_4)
+
+(top, left, and one of the 8 flips/rotations of the square, identity when ``augment=False``).  The
+crop of a sample therefore depends on nothing else: not the worker that loads it, not the order of
+loading, not what was loaded before, so a resumed run sees the same crops.  Call
+:meth:`set_epoch` before iterating each epoch; the epoch lives in shared memory, so persistent
+``DataLoader`` workers see it too.
+
+:class:`PairedPatchDataset` reads crops from a packed HDF5 file (only the chunks under the crop are
+read); :class:`FolderPatchDataset` decodes image files instead and yields the very same crops, so
+packing is optional.  :class:`FullImageDataset` yields whole pairs for validation.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from padm.data.h5 import PairsFile
+from padm.data.images import to_8bit, to_tensor
+from padm.data.layouts import Pair, find_pairs, load_pair, pair_size
+from padm.errors import UserError
+
+NUM_TRANSFORMS = 8  # the dihedral group D4: {identity, flips, rotations by 90 degrees, transposes}
+
+
+def dihedral(pixels: np.ndarray, transform: int) -> np.ndarray:
+    """Apply element ``transform`` (0..7) of D4 to an (h, w, C) array (a view, no copy).
+
+    Bit 0: flip left-right, bit 1: flip up-down, bit 2: transpose (swap height and width).  E.g.
+    ``5`` (flip then transpose) is a rotation by 90 degrees.
+    """
+    if transform & 1:
+        pixels = pixels[:, ::-1]
+    if transform & 2:
+        pixels = pixels[::-1]
+    if transform & 4:
+        pixels = pixels.transpose(1, 0, 2)
+    return pixels
+
+
+def crop_plan(seed: int, epoch: int, index: int, height: int, width: int, patch: int,
+              augment: bool) -> tuple[int, int, int]:
+    """(top, left, transform) of sample ``index`` for an image of ``height x width``; a pure
+    function of its arguments."""
+    rng = np.random.default_rng([seed, epoch, index])
+    top = int(rng.integers(0, height - patch + 1))
+    left = int(rng.integers(0, width - patch + 1))
+    transform = int(rng.integers(0, NUM_TRANSFORMS)) if augment else 0
+    return top, left, transform
+
+
+def _item(rain: np.ndarray, clean: np.ndarray, name: str) -> dict[str, Any]:
+    return {"rain": to_tensor(np.ascontiguousarray(rain)), "clean": to_tensor(np.ascontiguousarray(clean)),
+            "name": name}
+
+
+class _PatchSampling(Dataset):
+    """Crop bookkeeping shared by the patch datasets (subclasses set ``names`` and ``shapes``)."""
+
+    names: Sequence[str]
+    shapes: np.ndarray  # (N, 2) height, width
+
+    def _init_sampling(self, patch_size: int, augment: bool, seed: int, num_samples: int | None,
+                       where: Path) -> None:
+        if int(patch_size) != patch_size or patch_size < 1:
+            raise UserError(f"patch size must be a positive integer, got {patch_size}")
+        if int(seed) != seed or seed < 0:
+            raise UserError(f"seed must be a non-negative integer, got {seed}")
+        if num_samples is not None and num_samples < 1:
+            raise UserError(f"num_samples must be positive, got {num_samples}")
+        self.patch_size = int(patch_size)
+        self.augment = bool(augment)
+        self.seed = int(seed)
+        self.num_samples = None if num_samples is None else int(num_samples)
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        smallest = int(np.argmin(self.shapes.min(axis=1)))
+        h, w = (int(v) for v in self.shapes[smallest])
+        if min(h, w) < self.patch_size:
+            raise UserError(f"patch size {self.patch_size} is larger than image {self.names[smallest]!r} "
+                            f"({w}x{h}) in {where}; use a patch size <= {min(h, w)}")
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the crops of ``epoch`` (visible to DataLoader workers, persistent ones included)."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        self._epoch.fill_(int(epoch))
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch.item())
+
+    @property
+    def num_pairs(self) -> int:
+        return len(self.names)
+
+    def __len__(self) -> int:
+        return self.num_samples if self.num_samples is not None else len(self.names)
+
+    def plan(self, index: int) -> tuple[int, int, int, int]:
+        """(pair index, top, left, transform) of sample ``index`` in the current epoch."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"sample {index} out of range (0..{len(self) - 1})")
+        pair = index % len(self.names)
+        h, w = (int(v) for v in self.shapes[pair])
+        return (pair, *crop_plan(self.seed, self.epoch, index, h, w, self.patch_size, self.augment))
+
+    def _finish(self, pair: int, transform: int, rain: np.ndarray, clean: np.ndarray) -> dict[str, Any]:
+        return _item(dihedral(rain, transform), dihedral(clean, transform), self.names[pair])
+
+
+class PairedPatchDataset(_PatchSampling):
+    """Random ``patch_size`` crops from a packed HDF5 file (see the module docstring).
+
+    ``num_samples``: length of an epoch (default: one crop per pair); sample ``i`` uses pair
+    ``i mod N``.  Safe with DataLoader workers: each opens its own file handle lazily.
+    """
+
+    def __init__(self, path: str | os.PathLike, patch_size: int, *, augment: bool = True, seed: int = 0,
+                 num_samples: int | None = None) -> None:
+        self.path = Path(path)
+        self.file = PairsFile(self.path)
+        self.names = self.file.names
+        self.shapes = self.file.shapes
+        self._init_sampling(patch_size, augment, seed, num_samples, self.path)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        pair, top, left, transform = self.plan(index)
+        p = self.patch_size
+        rain, clean = self.file.read_crop(pair, top, left, p, p)  # (p, p, 3) uint8 each
+        return self._finish(pair, transform, rain, clean)
+
+
+class FolderPatchDataset(_PatchSampling):
+    """The same crops as :class:`PairedPatchDataset`, decoded from image files in any layout that
+    :func:`padm.data.layouts.find_pairs` understands (so packing is optional, only slower)."""
+
+    def __init__(self, src: str | os.PathLike | None, patch_size: int, *, rain: str | None = None,
+                 clean: str | None = None, layout: str = "auto", rain_side: str = "left",
+                 augment: bool = True, seed: int = 0, num_samples: int | None = None) -> None:
+        found = find_pairs(src, rain, clean, layout=layout, rain_side=rain_side)
+        self.pairs: tuple[Pair, ...] = found.pairs
+        self.layout = found.layout
+        self.names = tuple(p.name for p in self.pairs)
+        self.shapes = np.asarray([pair_size(p) for p in self.pairs], dtype=np.int64).reshape(-1, 2)
+        self._init_sampling(patch_size, augment, seed, num_samples, Path(src or rain or "."))
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        pair, top, left, transform = self.plan(index)
+        rain_img, clean_img = load_pair(self.pairs[pair])
+        if rain_img.pixels.shape[:2] != tuple(self.shapes[pair]):
+            raise UserError(f"{self.pairs[pair].rain_path} changed size since the dataset was opened")
+        p = self.patch_size
+        sel = np.s_[top:top + p, left:left + p]
+        # same 8-bit values as a packed file holds (rounded from 16-bit sources)
+        return self._finish(pair, transform, to_8bit(rain_img.pixels[sel]), to_8bit(clean_img.pixels[sel]))
+
+
+class FullImageDataset(Dataset):
+    """Whole pairs (for validation / evaluation), from a packed HDF5 file or a folder.
+
+    Images differ in size: use ``batch_size=1`` (or a collate function that pads).
+    """
+
+    def __init__(self, path: str | os.PathLike | None, *, rain: str | None = None, clean: str | None = None,
+                 layout: str = "auto", rain_side: str = "left") -> None:
+        self.path = None if path is None else Path(path)
+        self.file: PairsFile | None = None
+        self.pairs: tuple[Pair, ...] = ()
+        if self.path is not None and self.path.is_file() and rain is None and clean is None:
+            self.file = PairsFile(self.path)
+            self.names = self.file.names
+            self.layout = self.file.layout
+        else:
+            found = find_pairs(path, rain, clean, layout=layout, rain_side=rain_side)
+            self.pairs = found.pairs
+            self.names = tuple(p.name for p in self.pairs)
+            self.layout = found.layout
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"pair {index} out of range (0..{len(self) - 1})")
+        if self.file is not None:
+            rain, clean = self.file.read(index)
+            return _item(rain, clean, self.names[index])
+        rain_img, clean_img = load_pair(self.pairs[index])
+        return _item(rain_img.pixels, clean_img.pixels, self.names[index])
+
+
+def open_paired(path: str | os.PathLike, patch_size: int | None = None, *, augment: bool = True,
+                seed: int = 0, num_samples: int | None = None, layout: str = "auto",
+                rain_side: str = "left") -> Dataset:
+    """Open paired data for training or validation.
+
+    ``path`` is a packed ``.h5`` file or a dataset folder.  With ``patch_size`` you get random crops
+    (:class:`PairedPatchDataset` / :class:`FolderPatchDataset`), without it whole images
+    (:class:`FullImageDataset`).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"data not found: {path}")
+    if patch_size is None:
+        return FullImageDataset(path, layout=layout, rain_side=rain_side)
+    if path.is_file():
+        return PairedPatchDataset(path, patch_size, augment=augment, seed=seed, num_samples=num_samples)
+    return FolderPatchDataset(path, patch_size, layout=layout, rain_side=rain_side, augment=augment,
+                              seed=seed, num_samples=num_samples)
