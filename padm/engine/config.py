@@ -42,6 +42,8 @@ class TrainConfig:
     batch_size: int = _help("crops per process per micro-step (official: 1 per GPU x 4 GPUs)", default=4,
                             validator=_ge(1))
     grad_accum: int = _help("micro-steps accumulated per optimizer step", default=1, validator=_ge(1))
+    augment: bool = _help("random flips/rotations of the crops (official: on)", default=True)
+    samples_per_epoch: int = _help("crops per epoch (0: one per training pair)", default=0, validator=_ge(0))
     num_workers: int = _help("DataLoader worker processes per training process", default=2, validator=_ge(0))
     # --- model
     preset: str = _help("network preset: paper, small, tiny", default="small")

@@ -126,7 +126,8 @@ def open_datasets(cfg: TrainConfig):
     """Training crops and (optional) full validation images, from :mod:`padm.data`."""
     from padm.data.datasets import open_paired
 
-    train = open_paired(cfg.train_data, patch_size=cfg.patch_size, seed=cfg.seed)
+    train = open_paired(cfg.train_data, patch_size=cfg.patch_size, seed=cfg.seed, augment=cfg.augment,
+                        num_samples=cfg.samples_per_epoch or None)
     val = open_paired(cfg.val_data) if cfg.val_data else None
     return train, val
 
@@ -141,7 +142,8 @@ def batch_stream(dataset, cfg: TrainConfig, d: Dist, start_micro: int) -> Iterat
     per_micro = cfg.batch_size * d.world
     per_epoch = n // per_micro  # micro-batches per epoch
     if per_epoch == 0:
-        raise UserError(f"{cfg.train_data}: {n} training pair(s), fewer than batch_size × processes = {per_micro}")
+        raise UserError(f"{cfg.train_data}: {n} training crop(s) per epoch, fewer than batch_size x processes = "
+                        f"{per_micro}; raise --samples-per-epoch")
     epoch, skip = divmod(start_micro, per_epoch)
     while True:
         if hasattr(dataset, "set_epoch"):
