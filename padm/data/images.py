@@ -397,7 +397,7 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, *, quality: int = 9
             from PIL import Image as PILImage
 
             kwargs = {"quality": quality, "subsampling": 0} if suffix in (".jpg", ".jpeg") else {}
-            PILImage.fromarray(pixels, "RGB").save(tmp, format=_PIL_FORMATS[suffix], **kwargs)
+            PILImage.fromarray(pixels).save(tmp, format=_PIL_FORMATS[suffix], **kwargs)
     return notes
 
 
