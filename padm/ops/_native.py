@@ -1,0 +1,128 @@
+"""Build and load the fused CPU scan kernel (``csrc/selective_scan.cpp``).
+
+The kernel is plain C++ (no PyTorch headers), compiled once with the system ``g++`` into a cache
+directory and loaded with :mod:`ctypes`; compiling takes a few seconds, loading afterwards is instant.
+The cache key covers the source, the compiler flags, the compiler version and the CPU, so a home
+directory shared between different machines never loads a binary built for another CPU.  The build
+writes to a temporary file and renames it, so concurrent processes (DataLoader workers, ``torchrun``
+ranks) never see a half-written library.
+
+If no compiler is available or the build fails, :func:`load` returns ``None`` and emits one warning;
+callers fall back to the pure-PyTorch reference.  ``PADM_NO_NATIVE=1`` disables the kernel.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+_SOURCE = Path(__file__).with_name("csrc") / "selective_scan.cpp"
+_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-Wno-psabi", "-std=c++17", "-shared", "-fPIC", "-pthread"]
+
+_lock = threading.Lock()
+_lib: ctypes.CDLL | None = None
+_tried = False
+_error: str | None = None
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("PADM_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "padm"
+    )
+    return Path(root) / "kernels"
+
+
+def _cpu_id() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return line
+    except OSError:
+        pass
+    return platform.processor() + platform.machine()
+
+
+def _compiler() -> str | None:
+    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+
+
+def _build(cxx: str) -> Path:
+    version = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=False).stdout
+    key = hashlib.sha256(
+        b"\0".join(x.encode() for x in (_SOURCE.read_text(), " ".join(_FLAGS), version, _cpu_id()))
+    ).hexdigest()[:16]
+    target = cache_dir() / f"padm_scan_{key}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        proc = subprocess.run([cxx, *_FLAGS, str(_SOURCE), "-o", tmp], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "compiler failed")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    for suffix in ("f32", "f64"):
+        fwd = getattr(lib, f"padm_scan_fwd_{suffix}")
+        fwd.argtypes = [p] * 8 + [i32] + [p] * 3 + [i64] * 5 + [i32]
+        fwd.restype = None
+        bwd = getattr(lib, f"padm_scan_bwd_{suffix}")
+        bwd.argtypes = [p] * 8 + [i32] + [p] * 10 + [i64] * 5 + [i32]
+        bwd.restype = None
+    lib.padm_scan_chunk.restype = ctypes.c_int
+
+
+def load() -> ctypes.CDLL | None:
+    """The compiled kernel library, building it on first use; ``None`` if it cannot be built."""
+    global _lib, _tried, _error
+    if _tried:
+        return _lib
+    with _lock:
+        if _tried:
+            return _lib
+        if os.environ.get("PADM_NO_NATIVE", "") not in ("", "0"):
+            _error = "disabled by PADM_NO_NATIVE"
+        elif (cxx := _compiler()) is None:
+            _error = "no C++ compiler (g++/clang++) found"
+        else:
+            try:
+                lib = ctypes.CDLL(str(_build(cxx)))
+                _declare(lib)
+                _lib = lib
+            except (OSError, RuntimeError, AttributeError) as err:
+                _error = f"build failed: {err}"
+        if _lib is None:
+            warnings.warn(
+                f"padm: fused CPU scan kernel unavailable ({_error}); using the slower pure-PyTorch "
+                "reference scan. Install g++ to enable it.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        _tried = True
+        return _lib
+
+
+def available() -> bool:
+    return load() is not None
+
+
+def unavailable_reason() -> str | None:
+    load()
+    return _error

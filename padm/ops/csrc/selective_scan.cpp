@@ -1,0 +1,406 @@
+// Fused selective scan for the CPU: forward and backward, never materialising (L, D, N) tensors.
+//
+// Recurrence (one channel d, state size N, time t = 0..L-1, h_{-1} = 0):
+//     a_t[n] = exp(delta_t * A[n])                       (zero-order-hold discretisation of A)
+//     h_t[n] = a_t[n] * h_{t-1}[n] + delta_t * B_t[n] * u_t
+//     y_t    = sum_n C_t[n] * h_t[n]
+// Fused around it, as in mamba-ssm's kernel (each optional):
+//     delta_t = softplus(delta_raw_t + delta_bias)      out_t = (y_t + D u_t) * silu(z_t)
+// so a forward pass reads each input once and writes `out` once.
+//
+// Layouts (row-major, contiguous):  u, delta, y: (batch, dim, len);  A: (dim, N);
+//     B, C: (batch, groups, N, len), channel d uses group d / (dim / groups);
+//     ckpt: (batch, dim, nchunks, N) = h_{t0-1} at the start of every chunk of T steps (forward writes it
+//     when gradients are needed, backward restarts from it);  last: (batch, dim, N) = h_{L-1}.
+//
+// Backward, with G_t = dL/dh_t (G_t = dy_t C_t + a_{t+1} G_{t+1}), swept from t = L-1 down to 0:
+//     dy_t = dout_t silu(z_t),  dz_t = dout_t (y_t + D u_t) silu'(z_t),  dD += dy_t u_t
+//     dC_t[n]  += dy_t h_t[n]                      dB_t[n] += G_t[n] delta_t u_t
+//     du_t      = delta_t sum_n G_t[n] B_t[n]       dA[n]   += G_t[n] a_t[n] h_{t-1}[n] delta_t
+//     ddelta_t  = sum_n G_t[n] (a_t[n] h_{t-1}[n] A[n] + B_t[n] u_t)
+//     ddelta_raw_t = ddelta_t sigmoid(delta_raw_t + bias)   (softplus'; 1 above 20 as torch), dbias += it
+// (du_t also gets D dy_t.)
+// Each chunk's states are recomputed from its checkpoint into a small buffer (T x N x W values), so memory
+// stays O(len * dim * N / T).  dB and dC sum over the channels of a group: each thread accumulates into
+// its own slice of a (threads, batch, groups, N, len) buffer that the wrapper sums.
+//
+// Vectorisation: a task is W = 16 consecutive channels of one group, held in one GCC/Clang vector
+// (`vector_size`, one AVX-512 register of floats, two AVX2 registers elsewhere); every arithmetic line
+// below works on all 16 channels at once, so the forward pass needs no horizontal sums.
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+namespace {
+
+constexpr int W = 16;  // channels per task (vector lanes)
+constexpr int T = 64;  // time steps per tile == checkpoint chunk
+
+template <typename S>
+struct Lanes;
+template <>
+struct Lanes<float> {
+    typedef float V __attribute__((vector_size(W * sizeof(float))));
+    typedef int32_t I __attribute__((vector_size(W * sizeof(int32_t))));
+};
+template <>
+struct Lanes<double> {
+    typedef double V __attribute__((vector_size(W * sizeof(double))));
+    typedef int64_t I __attribute__((vector_size(W * sizeof(int64_t))));
+};
+
+using VF = Lanes<float>::V;
+using VIF = Lanes<float>::I;
+using VD = Lanes<double>::V;
+
+// exp(x) on 16 floats: Cody-Waite range reduction x = k ln2 + r (|r| <= ln2/2), a degree-6 polynomial
+// for e^r, and 2^k assembled in the exponent bits.  About 1 ulp over the clamped range.
+inline VF vexp(VF x) {
+    const VF lo = VF{} - 87.3f, hi = VF{} + 88.7f;
+    x = x < lo ? lo : x;
+    x = x > hi ? hi : x;
+    const VF t = x * 1.44269504088896341f + 0.5f;
+    VF k = __builtin_convertvector(__builtin_convertvector(t, VIF), VF);  // trunc(t)
+    k = k + __builtin_convertvector(k > t, VF);                          // floor(t): the mask is -1 where trunc > t
+    VF r = x - k * 0.693359375f;
+    r = r - k * (-2.12194440e-4f);
+    VF p = VF{} + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    const VIF bits = (__builtin_convertvector(k, VIF) + 127) << 23;
+    return p * reinterpret_cast<const VF&>(bits);
+}
+
+// float64 is for gradient checks, not speed: the libm exp lane by lane.
+inline VD vexp(VD x) {
+    VD r;
+    for (int j = 0; j < W; ++j) r[j] = std::exp(x[j]);
+    return r;
+}
+
+// Sum of the 16 lanes by halving.
+template <typename V>
+inline auto hsum(V v) {
+    v = v + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    v = v + __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+    v = v + __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    v = v + __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+    return v[0];
+}
+
+// log(y) for y >= 1 on 16 floats: y = m 2^e with m in [sqrt(1/2), sqrt(2)), log(m) = log1p(m - 1) by a
+// polynomial in f = m - 1 (Cephes logf coefficients), plus e ln2.
+inline VF vlog(VF y) {
+    VIF bits = reinterpret_cast<const VIF&>(y);
+    VIF e = ((bits >> 23) & 0xff) - 126;
+    bits = (bits & 0x807fffff) | 0x3f000000;  // mantissa in [0.5, 1)
+    VF m = reinterpret_cast<const VF&>(bits);
+    const VIF small = m < 0.707106781186547524f;  // -1 where m < sqrt(1/2): use 2m and e - 1
+    e = e + small;
+    const VF f = (small != 0 ? m + m : m) - 1.0f, z = f * f;
+    VF p = VF{} + 7.0376836292e-2f;
+    p = p * f - 1.1514610310e-1f;
+    p = p * f + 1.1676998740e-1f;
+    p = p * f - 1.2420140846e-1f;
+    p = p * f + 1.4249322787e-1f;
+    p = p * f - 1.6668057665e-1f;
+    p = p * f + 2.0000714765e-1f;
+    p = p * f - 2.4999993993e-1f;
+    p = p * f + 3.3333331174e-1f;
+    const VF ef = __builtin_convertvector(e, VF);
+    VF r = f * z * p - 0.5f * z + f;
+    return r + ef * 0.693147180559945309f;
+}
+
+// softplus(x) = log(1 + e^x), exactly x above 20 (as torch); log1p via log(y) - ((y - 1) - e) / y.
+inline VF vsoftplus(VF x) {
+    const VF e = vexp(x), y = 1.0f + e;
+    const VF lp = vlog(y) - ((y - 1.0f) - e) / y;
+    return x > 20.0f ? x : lp;
+}
+inline VF vsigmoid(VF x) { return 1.0f / (1.0f + vexp(-x)); }
+
+inline VD vsoftplus(VD x) {
+    VD r;
+    for (int j = 0; j < W; ++j) r[j] = x[j] > 20.0 ? x[j] : std::log1p(std::exp(x[j]));
+    return r;
+}
+inline VD vsigmoid(VD x) {
+    VD r;
+    for (int j = 0; j < W; ++j) r[j] = 1.0 / (1.0 + std::exp(-x[j]));
+    return r;
+}
+
+struct Dims {
+    int64_t batch, dim, len, nstate, groups;
+    int64_t per_group() const { return dim / groups; }
+    int64_t blocks_per_group() const { return (per_group() + W - 1) / W; }
+    int64_t tasks() const { return batch * groups * blocks_per_group(); }
+    int64_t chunks() const { return (len + T - 1) / T; }
+};
+
+// One task: batch b, group g, channels d0 .. d0 + lanes - 1 (lanes <= W; missing lanes are zero-padded:
+// delta = 0 gives a = 1 and no input, so they stay zero and are never written back).
+struct Task {
+    int64_t b, g, d0, lanes;
+};
+
+inline Task task_of(const Dims& s, int64_t i) {
+    const int64_t bpg = s.blocks_per_group();
+    const int64_t blk = i % bpg, g = (i / bpg) % s.groups, b = i / (bpg * s.groups);
+    const int64_t d0 = g * s.per_group() + blk * W;
+    return {b, g, d0, std::min<int64_t>(W, s.per_group() - blk * W)};
+}
+
+template <typename F>
+void parallel_tasks(int64_t ntasks, int nthreads, F&& fn) {
+    nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, ntasks)));
+    std::atomic<int64_t> next{0};
+    auto worker = [&](int tid) {
+        for (int64_t i = next++; i < ntasks; i = next++) fn(tid, i);
+    };
+    if (nthreads == 1) {
+        worker(0);
+        return;
+    }
+    std::vector<std::thread> pool;
+    for (int t = 1; t < nthreads; ++t) pool.emplace_back(worker, t);
+    worker(0);
+    for (auto& th : pool) th.join();
+}
+
+// Load a (lanes x tl) slab of a (batch, dim, len) tensor, transposed into dst[t] (one vector per step).
+template <typename S, typename V>
+inline void load_tile(V* dst, const S* src, const Dims& s, const Task& k, int64_t t0, int64_t tl) {
+    for (int64_t t = 0; t < tl; ++t) dst[t] = V{};
+    for (int64_t j = 0; j < k.lanes; ++j) {
+        const S* row = src + ((k.b * s.dim + k.d0 + j) * s.len + t0);
+        for (int64_t t = 0; t < tl; ++t) dst[t][j] = row[t];
+    }
+}
+
+template <typename S, typename V>
+inline void store_tile(S* dst, const V* src, const Dims& s, const Task& k, int64_t t0, int64_t tl) {
+    for (int64_t j = 0; j < k.lanes; ++j) {
+        S* row = dst + ((k.b * s.dim + k.d0 + j) * s.len + t0);
+        for (int64_t t = 0; t < tl; ++t) row[t] = src[t][j];
+    }
+}
+
+// Load B or C of the task's group for steps t0 .. t0 + tl - 1 into dst[t * N + n].
+template <typename S>
+inline void load_bc(S* dst, const S* src, const Dims& s, const Task& k, int64_t t0, int64_t tl) {
+    const int64_t N = s.nstate;
+    for (int64_t n = 0; n < N; ++n) {
+        const S* row = src + (((k.b * s.groups + k.g) * N + n) * s.len + t0);
+        for (int64_t t = 0; t < tl; ++t) dst[t * N + n] = row[t];
+    }
+}
+
+// A[d0 + j, n] as one vector per n (zero in padded lanes)
+template <typename S, typename V>
+inline void load_A(std::vector<V>& At, const S* A, const Dims& s, const Task& k) {
+    for (int64_t n = 0; n < s.nstate; ++n) {
+        At[n] = V{};
+        for (int64_t j = 0; j < k.lanes; ++j) At[n][j] = A[(k.d0 + j) * s.nstate + n];
+    }
+}
+
+// a per-channel parameter p[d0 + j] as one vector (zero if absent or in padded lanes)
+template <typename S, typename V>
+inline V load_channels(const S* p, const Task& k) {
+    V v = V{};
+    if (p)
+        for (int64_t j = 0; j < k.lanes; ++j) v[j] = p[k.d0 + j];
+    return v;
+}
+
+// Δ for one tile, in place: softplus(raw + bias) (each optional)
+template <typename V>
+inline void prepare_delta(V* dl, int64_t tl, V bias, bool softplus) {
+    for (int64_t t = 0; t < tl; ++t) dl[t] = softplus ? vsoftplus(dl[t] + bias) : dl[t] + bias;
+}
+
+template <typename S>
+void scan_forward(const S* u, const S* delta, const S* A, const S* B, const S* C, const S* Dp, const S* z,
+                  const S* bias, bool softplus, S* out, S* last, S* ckpt, const Dims& s, int nthreads) {
+    using V = typename Lanes<S>::V;
+    const int64_t N = s.nstate, nch = s.chunks();
+    parallel_tasks(s.tasks(), nthreads, [&](int, int64_t i) {
+        const Task k = task_of(s, i);
+        std::vector<V> At(N), h(N, V{});
+        std::vector<S> Bt(T * N), Ct(T * N);
+        std::vector<V> dl(T), uu(T), zt(T), yt(T);
+        load_A(At, A, s, k);
+        const V Dv = load_channels<S, V>(Dp, k), bv = load_channels<S, V>(bias, k);
+        for (int64_t c = 0; c < nch; ++c) {
+            const int64_t t0 = c * T, tl = std::min<int64_t>(T, s.len - t0);
+            if (ckpt)  // state entering this chunk
+                for (int64_t j = 0; j < k.lanes; ++j)
+                    for (int64_t n = 0; n < N; ++n) ckpt[((k.b * s.dim + k.d0 + j) * nch + c) * N + n] = h[n][j];
+            load_tile(dl.data(), delta, s, k, t0, tl);
+            prepare_delta(dl.data(), tl, bv, softplus);
+            load_tile(uu.data(), u, s, k, t0, tl);
+            load_bc(Bt.data(), B, s, k, t0, tl);
+            load_bc(Ct.data(), C, s, k, t0, tl);
+            for (int64_t t = 0; t < tl; ++t) {
+                const V d = dl[t], du = d * uu[t];  // Δ_t, Δ_t u_t
+                const S* bt = &Bt[t * N];
+                const S* ct = &Ct[t * N];
+                V acc = Dv * uu[t];  // D u_t
+                for (int64_t n = 0; n < N; ++n) {
+                    const V hv = vexp(d * At[n]) * h[n] + du * bt[n];  // h_t = exp(Δ A) h_{t-1} + Δ B u
+                    h[n] = hv;
+                    acc += hv * ct[n];  // y_t = <C_t, h_t> + D u_t
+                }
+                yt[t] = acc;
+            }
+            if (z) {
+                load_tile(zt.data(), z, s, k, t0, tl);
+                for (int64_t t = 0; t < tl; ++t) yt[t] *= zt[t] * vsigmoid(zt[t]);  // y silu(z)
+            }
+            store_tile(out, yt.data(), s, k, t0, tl);
+        }
+        if (last)
+            for (int64_t j = 0; j < k.lanes; ++j)
+                for (int64_t n = 0; n < N; ++n) last[(k.b * s.dim + k.d0 + j) * N + n] = h[n][j];
+    });
+}
+
+template <typename S>
+void scan_backward(const S* u, const S* delta, const S* A, const S* B, const S* C, const S* Dp, const S* z,
+                   const S* bias, bool softplus, const S* ckpt, const S* dout, S* du_out, S* ddelta_out,
+                   S* dA_part, S* dD_part, S* dz_out, S* dbias_part, S* dB_buf, S* dC_buf, const Dims& s,
+                   int nthreads) {
+    using V = typename Lanes<S>::V;
+    const int64_t N = s.nstate, nch = s.chunks();
+    const int64_t buf_stride = s.batch * s.groups * N * s.len;  // one thread's slice of dB_buf / dC_buf
+    parallel_tasks(s.tasks(), nthreads, [&](int tid, int64_t i) {
+        const Task k = task_of(s, i);
+        std::vector<V> At(N), h0(N), G(N, V{}), dA(N, V{}), hs(T * N), as(T * N);
+        std::vector<V> xt(T), dl(T), uu(T), gy(T), zt(T), dzt(T), dut(T), ddt(T);
+        std::vector<S> Bt(T * N), Ct(T * N), dBt(T * N), dCt(T * N);
+        load_A(At, A, s, k);
+        const V Dv = load_channels<S, V>(Dp, k), bv = load_channels<S, V>(bias, k);
+        V dD = V{}, dbias = V{};
+        S* dBg = dB_buf + tid * buf_stride + (k.b * s.groups + k.g) * N * s.len;
+        S* dCg = dC_buf + tid * buf_stride + (k.b * s.groups + k.g) * N * s.len;
+
+        for (int64_t c = nch - 1; c >= 0; --c) {
+            const int64_t t0 = c * T, tl = std::min<int64_t>(T, s.len - t0);
+            load_tile(xt.data(), delta, s, k, t0, tl);
+            for (int64_t t = 0; t < tl; ++t) {
+                xt[t] += bv;  // x = Δ_raw + bias
+                dl[t] = softplus ? vsoftplus(xt[t]) : xt[t];
+            }
+            load_tile(uu.data(), u, s, k, t0, tl);
+            load_tile(gy.data(), dout, s, k, t0, tl);
+            if (z) load_tile(zt.data(), z, s, k, t0, tl);
+            load_bc(Bt.data(), B, s, k, t0, tl);
+            load_bc(Ct.data(), C, s, k, t0, tl);
+            for (int64_t n = 0; n < N; ++n) {
+                h0[n] = V{};
+                for (int64_t j = 0; j < k.lanes; ++j) h0[n][j] = ckpt[((k.b * s.dim + k.d0 + j) * nch + c) * N + n];
+            }
+            // 1. recompute a_t, h_t (and y_t for the gate) inside the chunk, from the checkpointed state
+            for (int64_t t = 0; t < tl; ++t) {
+                const V d = dl[t], du = d * uu[t];
+                const V* hp = t > 0 ? &hs[(t - 1) * N] : h0.data();
+                V y = Dv * uu[t];
+                for (int64_t n = 0; n < N; ++n) {
+                    const V a = vexp(d * At[n]);
+                    const V hv = a * hp[n] + du * Bt[t * N + n];
+                    as[t * N + n] = a;
+                    hs[t * N + n] = hv;
+                    y += hv * Ct[t * N + n];
+                }
+                if (z) {  // out = y silu(z):  dz = dout y silu'(z),  dy = dout silu(z)
+                    const V sg = vsigmoid(zt[t]);
+                    dzt[t] = gy[t] * y * sg * (1 + zt[t] * (1 - sg));
+                    gy[t] = gy[t] * zt[t] * sg;
+                }
+                dD += gy[t] * uu[t];
+            }
+            // 2. reverse sweep; G[n] holds a_{t+1} G_{t+1} on entry to step t and a_t G_t on exit
+            for (int64_t t = tl - 1; t >= 0; --t) {
+                const V d = dl[t], ut = uu[t], du = d * ut, g_y = gy[t];
+                const V* hp = t > 0 ? &hs[(t - 1) * N] : h0.data();
+                const V* hv = &hs[t * N];
+                const V* av = &as[t * N];
+                V du_acc = V{}, dd_acc = V{};
+                for (int64_t n = 0; n < N; ++n) {
+                    const S bn = Bt[t * N + n], cn = Ct[t * N + n];
+                    const V g = G[n] + g_y * cn;  // G_t = dy_t C_t + a_{t+1} G_{t+1}
+                    const V ahp = av[n] * hp[n];   // a_t h_{t-1}
+                    dCt[t * N + n] = hsum(g_y * hv[n]);
+                    dBt[t * N + n] = hsum(g * du);
+                    du_acc += g * bn;
+                    dd_acc += g * (ahp * At[n] + ut * bn);
+                    dA[n] += g * ahp * d;
+                    G[n] = av[n] * g;
+                }
+                dut[t] = du_acc * d + Dv * g_y;
+                if (softplus) dd_acc *= xt[t] > 20 ? V{} + 1 : vsigmoid(xt[t]);
+                ddt[t] = dd_acc;
+                dbias += dd_acc;
+            }
+            store_tile(du_out, dut.data(), s, k, t0, tl);
+            store_tile(ddelta_out, ddt.data(), s, k, t0, tl);
+            if (z) store_tile(dz_out, dzt.data(), s, k, t0, tl);
+            for (int64_t n = 0; n < N; ++n) {
+                S* rb = dBg + n * s.len + t0;
+                S* rc = dCg + n * s.len + t0;
+                for (int64_t t = 0; t < tl; ++t) {
+                    rb[t] += dBt[t * N + n];
+                    rc[t] += dCt[t * N + n];
+                }
+            }
+        }
+        for (int64_t j = 0; j < k.lanes; ++j) {
+            const int64_t bd = k.b * s.dim + k.d0 + j;
+            for (int64_t n = 0; n < N; ++n) dA_part[bd * N + n] = dA[n][j];
+            dD_part[bd] = dD[j];
+            dbias_part[bd] = dbias[j];
+        }
+    });
+}
+
+}  // namespace
+
+extern "C" {
+
+int padm_scan_chunk() { return T; }
+
+// Optional inputs (D, z, delta_bias, last, ckpt) may be null.  dD_part, dbias_part: (batch, dim);
+// dB_buf, dC_buf: (nthreads, batch, groups, N, len), zero-initialised.
+#define PADM_SCAN_API(S, SUFFIX)                                                                           \
+    void padm_scan_fwd_##SUFFIX(const S* u, const S* delta, const S* A, const S* B, const S* C, const S* D, \
+                                const S* z, const S* bias, int softplus, S* out, S* last, S* ckpt,          \
+                                int64_t batch, int64_t dim, int64_t len, int64_t nstate, int64_t groups,    \
+                                int nthreads) {                                                             \
+        scan_forward<S>(u, delta, A, B, C, D, z, bias, softplus != 0, out, last, ckpt,                      \
+                        Dims{batch, dim, len, nstate, groups}, nthreads);                                   \
+    }                                                                                                      \
+    void padm_scan_bwd_##SUFFIX(const S* u, const S* delta, const S* A, const S* B, const S* C, const S* D, \
+                                const S* z, const S* bias, int softplus, const S* ckpt, const S* dout,      \
+                                S* du, S* ddelta, S* dA_part, S* dD_part, S* dz, S* dbias_part, S* dB_buf,  \
+                                S* dC_buf, int64_t batch, int64_t dim, int64_t len, int64_t nstate,         \
+                                int64_t groups, int nthreads) {                                             \
+        scan_backward<S>(u, delta, A, B, C, D, z, bias, softplus != 0, ckpt, dout, du, ddelta, dA_part,     \
+                         dD_part, dz, dbias_part, dB_buf, dC_buf, Dims{batch, dim, len, nstate, groups},    \
+                         nthreads);                                                                         \
+    }
+
+PADM_SCAN_API(float, f32)
+PADM_SCAN_API(double, f64)
+
+}  // extern "C"

@@ -1,0 +1,404 @@
+r"""The selective scan (Mamba's S6 recurrence) and the causal depthwise conv1d, with interchangeable backends.
+
+Semantics are exactly those of ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn``.  For every
+batch element b, channel d and state index n, with time t = 0 .. L-1 and h_{-1} = 0:
+
+.. math::
+
+    \Delta_t &= \operatorname{softplus}(\Delta^{raw}_t + \text{delta\_bias})
+        \quad(\text{bias and softplus optional}) \\
+    \bar A_t &= \exp(\Delta_t A) \qquad\qquad\quad (\text{zero-order hold}) \\
+    h_t &= \bar A_t \odot h_{t-1} + \Delta_t\, B_t\, u_t \\
+    y_t &= \langle C_t, h_t\rangle + D\, u_t, \qquad \text{out}_t = y_t \cdot \operatorname{SiLU}(z_t)
+    \quad(\text{gate optional})
+
+Shapes: ``u, delta, z``: (batch, D, L); ``A``: (D, N); ``B, C``: (D, N) (time-invariant) or
+(batch, N, L) or (batch, G, N, L) (input-dependent, channel d uses group ``d // (D // G)``);
+``D, delta_bias``: (D,).  Returns ``out`` (batch, D, L) in ``u``'s dtype, and with
+``return_last_state=True`` also ``h_{L-1}`` (batch, D, N).
+
+Backends (``backend=``):
+
+``reference``
+    Readable pure PyTorch: discretise, then one Python loop over time.  The teaching version.  The
+    per-step tensors come from one ``unbind`` so autograd's backward is O(L) (indexing inside the loop,
+    as ``mamba_ssm``'s ``selective_scan_ref`` does, makes it O(L^2)).
+``cpu``
+    Fused C++ kernel (``csrc/selective_scan.cpp``): bias, softplus, recurrence, D skip and gate in one
+    pass, with its own backward; extra memory O(L·D·N / 64).  Falls back to ``reference`` with one
+    warning if it cannot be compiled.
+``parallel``
+    Pure PyTorch without a Python loop over time: a two-level associative (Hillis-Steele) scan.  GPU
+    friendly, memory hungry; the fallback of ``cuda`` when mamba-ssm is not installed.
+``cuda``
+    mamba-ssm's CUDA kernel when it is importable and the tensors are on a GPU, else ``parallel``.
+``auto`` (default)
+    ``cuda`` for GPU tensors, else ``cpu``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from padm.ops import _native
+
+BACKENDS = ("auto", "reference", "cpu", "parallel", "cuda")
+
+# Optional CUDA kernels: guarded so a CPU-only install never needs (or imports) them eagerly.
+_mamba_scan_fn: Callable | None = None
+_causal_conv1d_fn: Callable | None = None
+_cuda_probe_done = False
+
+
+def _probe_cuda_kernels() -> None:
+    global _mamba_scan_fn, _causal_conv1d_fn, _cuda_probe_done
+    if _cuda_probe_done:
+        return
+    _cuda_probe_done = True
+    if not torch.cuda.is_available():
+        return
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+
+        _mamba_scan_fn = selective_scan_fn
+    except Exception:  # not installed, or built for another torch/CUDA
+        _mamba_scan_fn = None
+    try:
+        from causal_conv1d import causal_conv1d_fn
+
+        _causal_conv1d_fn = causal_conv1d_fn
+    except Exception:
+        _causal_conv1d_fn = None
+
+
+def mamba_kernel_available() -> bool:
+    """True when mamba-ssm's CUDA selective scan can be used."""
+    _probe_cuda_kernels()
+    return _mamba_scan_fn is not None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# shared preprocessing
+
+
+def _compute_dtype(*tensors: Tensor | None) -> torch.dtype:
+    return torch.float64 if any(t is not None and t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def _prepare_delta(delta: Tensor, delta_bias: Tensor | None, delta_softplus: bool) -> Tensor:
+    """Δ = softplus(Δ_raw + bias) (each step optional).  (batch, D, L)"""
+    if delta_bias is not None:
+        delta = delta + delta_bias[..., None].to(delta.dtype)
+    if delta_softplus:
+        delta = F.softplus(delta)
+    return delta
+
+
+def _grouped(M: Tensor) -> Tensor:
+    """Input-dependent B or C as (batch, G, N, L)."""
+    return M.unsqueeze(1) if M.dim() == 3 else M
+
+
+def _per_channel(M: Tensor, dim: int) -> Tensor:
+    """Input-dependent B or C expanded to one row per channel: (batch, D, N, L)."""
+    M = _grouped(M)
+    batch, groups, n, length = M.shape
+    if dim % groups:
+        raise ValueError(f"D={dim} is not a multiple of the number of groups G={groups}")
+    return M[:, :, None].expand(batch, groups, dim // groups, n, length).reshape(batch, dim, n, length)
+
+
+def _finish(y: Tensor, u: Tensor, D: Tensor | None, z: Tensor | None) -> Tensor:
+    """out = (y + D u) · SiLU(z)."""
+    if D is not None:
+        y = y + u * D[:, None].to(y.dtype)
+    if z is not None:
+        y = y * F.silu(z.to(y.dtype))
+    return y
+
+
+def _check(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> None:
+    if u.dim() != 3 or delta.shape != u.shape:
+        raise ValueError(f"u and delta must both be (batch, D, L); got {tuple(u.shape)} and {tuple(delta.shape)}")
+    if A.dim() != 2 or A.shape[0] != u.shape[1]:
+        raise ValueError(f"A must be (D, N) with D={u.shape[1]}; got {tuple(A.shape)}")
+    if A.is_complex():
+        raise ValueError("complex A is not supported")
+    for name, M in (("B", B), ("C", C)):
+        if M.dim() == 2:
+            if M.shape != A.shape:
+                raise ValueError(f"time-invariant {name} must be (D, N) = {tuple(A.shape)}; got {tuple(M.shape)}")
+        elif M.dim() in (3, 4):
+            if M.shape[0] != u.shape[0] or M.shape[-1] != u.shape[2] or M.shape[-2] != A.shape[1]:
+                raise ValueError(f"{name} must be (batch, [G,] N, L); got {tuple(M.shape)}")
+        else:
+            raise ValueError(f"{name} must be 2-, 3- or 4-dimensional; got {tuple(M.shape)}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# reference: the readable version
+
+
+def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                       return_last_state=False):
+    """Pure-PyTorch selective scan: discretise, then one loop over time (see module docstring)."""
+    _check(u, delta, A, B, C)
+    dtype_in = u.dtype
+    ct = _compute_dtype(u, delta, A, B, C)
+    u, delta, A, B, C = (t.to(ct) for t in (u, delta, A, B, C))
+    delta = _prepare_delta(delta, delta_bias, delta_softplus)  # (b, D, L)
+    dim = u.shape[1]
+
+    # zero-order-hold discretisation, for every step at once
+    dA = torch.exp(torch.einsum("bdl,dn->bdln", delta, A))  # Ā_t = exp(Δ_t A)   (b, D, L, N)
+    if B.dim() == 2:
+        dBu = torch.einsum("bdl,dn->bdln", delta * u, B)  # Δ_t B u_t        (b, D, L, N)
+    else:
+        dBu = torch.einsum("bdl,bdnl->bdln", delta * u, _per_channel(B, dim))
+    # C_t for every step: L x (b, D, N), or the same (D, N) matrix when C is time-invariant
+    C_steps = [C] * u.shape[-1] if C.dim() == 2 else _per_channel(C, dim).unbind(-1)
+
+    h = u.new_zeros(u.shape[0], dim, A.shape[1])  # h_{-1} = 0   (b, D, N)
+    ys = []
+    # unbind once: one autograd node for all steps, so the backward stays O(L)
+    for dA_t, dBu_t, C_t in zip(dA.unbind(2), dBu.unbind(2), C_steps):
+        h = dA_t * h + dBu_t  # h_t = Ā_t ⊙ h_{t-1} + Δ_t B_t u_t
+        ys.append((h * C_t).sum(-1))  # y_t = <C_t, h_t>   (b, D)
+    y = torch.stack(ys, dim=-1)  # (b, D, L)
+    out = _finish(y, u, D, z).to(dtype_in)
+    return (out, h.to(dtype_in)) if return_last_state else out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# parallel: associative scan in pure PyTorch (GPU fallback)
+
+
+def _associative_scan(a: Tensor, b: Tensor, dim: int) -> tuple[Tensor, Tensor]:
+    """Inclusive scan of h_t = a_t h_{t-1} + b_t along ``dim`` (h_{-1} = 0), in log2(L) steps.
+
+    Returns (prod_{s<=t} a_s, h_t).  Composition of steps is associative:
+    (a1, b1) then (a2, b2) = (a2 a1, a2 b1 + b2).
+    """
+    length, k = a.shape[dim], 1
+    while k < length:
+        a_prev, b_prev = a.narrow(dim, 0, length - k), b.narrow(dim, 0, length - k)
+        a_cur, b_cur = a.narrow(dim, k, length - k), b.narrow(dim, k, length - k)
+        b = torch.cat([b.narrow(dim, 0, k), a_cur * b_prev + b_cur], dim)
+        a = torch.cat([a.narrow(dim, 0, k), a_cur * a_prev], dim)
+        k *= 2
+    return a, b
+
+
+def selective_scan_parallel(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                            return_last_state=False, chunk: int = 64):
+    """Selective scan without a Python loop over time: scan inside chunks of ``chunk`` steps, then across
+    chunk carries, then combine (h_t = h_t^{local} + Ā_{chunk start..t} h_{carry})."""
+    _check(u, delta, A, B, C)
+    dtype_in = u.dtype
+    ct = _compute_dtype(u, delta, A, B, C)
+    u, delta, A, B, C = (t.to(ct) for t in (u, delta, A, B, C))
+    delta = _prepare_delta(delta, delta_bias, delta_softplus)
+    batch, dim, length = u.shape
+    n = A.shape[1]
+    a = torch.exp(torch.einsum("bdl,dn->bdln", delta, A))  # (b, D, L, N)
+    Bd = B[None, :, None, :] if B.dim() == 2 else _per_channel(B, dim).transpose(-1, -2)
+    bu = (delta * u)[..., None] * Bd  # (b, D, L, N)
+
+    t = min(chunk, length)
+    pad = (-length) % t
+    if pad:  # padded steps: a = 1, b = 0 leave the state unchanged
+        a = F.pad(a, (0, 0, 0, pad), value=1.0)
+        bu = F.pad(bu, (0, 0, 0, pad))
+    nc = (length + pad) // t
+    a = a.view(batch, dim, nc, t, n)
+    bu = bu.view(batch, dim, nc, t, n)
+    a_cum, h_local = _associative_scan(a, bu, dim=3)  # within chunks
+    _, h_end = _associative_scan(a_cum[:, :, :, -1], h_local[:, :, :, -1], dim=2)  # state after each chunk
+    carry = F.pad(h_end[:, :, :-1], (0, 0, 1, 0))  # state entering each chunk (b, D, nc, N)
+    h = (h_local + a_cum * carry[:, :, :, None]).view(batch, dim, nc * t, n)[:, :, :length]  # (b, D, L, N)
+
+    Cd = C[None, :, None, :] if C.dim() == 2 else _per_channel(C, dim).transpose(-1, -2)
+    y = (h * Cd).sum(-1)  # (b, D, L)
+    out = _finish(y, u, D, z).to(dtype_in)
+    return (out, h[:, :, -1].to(dtype_in)) if return_last_state else out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# cpu: the fused C++ kernel
+
+
+def _ptr(t: Tensor | None):
+    return t.data_ptr() if t is not None else None
+
+
+class _ScanCPUFunction(torch.autograd.Function):
+    """The whole selective scan (bias, softplus, recurrence, D skip, SiLU gate) in the fused kernel.
+
+    All tensors are contiguous and of one dtype (float32 or float64); B and C are (batch, G, N, L).
+    """
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus: bool):
+        lib = _native.load()
+        batch, dim, length = u.shape
+        groups, n = B.shape[1], A.shape[1]
+        need_grad = any(ctx.needs_input_grad[:8])
+        out = torch.empty_like(u)
+        last = u.new_empty(batch, dim, n)
+        ckpt = u.new_empty(batch, dim, math.ceil(length / lib.padm_scan_chunk()), n) if need_grad else None
+        getattr(lib, f"padm_scan_fwd_{_suffix(u)}")(
+            u.data_ptr(), delta.data_ptr(), A.data_ptr(), B.data_ptr(), C.data_ptr(), _ptr(D), _ptr(z),
+            _ptr(delta_bias), int(softplus), out.data_ptr(), last.data_ptr(), _ptr(ckpt),
+            batch, dim, length, n, groups, torch.get_num_threads(),
+        )
+        if need_grad:
+            ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, ckpt)
+            ctx.softplus = softplus
+        ctx.mark_non_differentiable(last)
+        return out, last
+
+    @staticmethod
+    def backward(ctx, dout, _dlast):
+        u, delta, A, B, C, D, z, delta_bias, ckpt = ctx.saved_tensors
+        lib = _native.load()
+        batch, dim, length = u.shape
+        groups, n = B.shape[1], A.shape[1]
+        threads = torch.get_num_threads()
+        dout = dout.contiguous()
+        du, ddelta = torch.empty_like(u), torch.empty_like(delta)
+        dz = torch.empty_like(z) if z is not None else None
+        dA_part = u.new_empty(batch, dim, n)
+        dD_part, dbias_part = u.new_empty(batch, dim), u.new_empty(batch, dim)
+        dB_buf = u.new_zeros(threads, batch, groups, n, length)  # one slice per thread, summed below
+        dC_buf = u.new_zeros(threads, batch, groups, n, length)
+        getattr(lib, f"padm_scan_bwd_{_suffix(u)}")(
+            u.data_ptr(), delta.data_ptr(), A.data_ptr(), B.data_ptr(), C.data_ptr(), _ptr(D), _ptr(z),
+            _ptr(delta_bias), int(ctx.softplus), ckpt.data_ptr(), dout.data_ptr(), du.data_ptr(),
+            ddelta.data_ptr(), dA_part.data_ptr(), dD_part.data_ptr(), _ptr(dz), dbias_part.data_ptr(),
+            dB_buf.data_ptr(), dC_buf.data_ptr(), batch, dim, length, n, groups, threads,
+        )
+        return (
+            du,
+            ddelta,
+            dA_part.sum(0),
+            dB_buf.sum(0),
+            dC_buf.sum(0),
+            dD_part.sum(0) if D is not None else None,
+            dz,
+            dbias_part.sum(0) if delta_bias is not None else None,
+            None,
+        )
+
+
+def _suffix(t: Tensor) -> str:
+    return "f64" if t.dtype == torch.float64 else "f32"
+
+
+def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                       return_last_state=False):
+    """Selective scan with the fused CPU kernel (falls back to the reference if it is unavailable, or for
+    time-invariant B/C, which the kernel does not handle)."""
+    _check(u, delta, A, B, C)
+    if u.is_cuda:
+        raise ValueError("the 'cpu' scan backend needs CPU tensors; use backend='cuda' or 'auto'")
+    if B.dim() == 2 or C.dim() == 2 or not _native.available():
+        return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    dtype_in = u.dtype
+    ct = _compute_dtype(u, delta, A, B, C)
+    Bg, Cg = _grouped(B), _grouped(C)
+    if Bg.shape[1] != Cg.shape[1] or u.shape[1] % Bg.shape[1]:
+        raise ValueError("B and C must have the same number of groups, dividing D")
+
+    def prep(t):
+        return t.to(ct).contiguous() if t is not None else None
+
+    out, last = _ScanCPUFunction.apply(
+        prep(u), prep(delta), prep(A), prep(Bg), prep(Cg), prep(D), prep(z), prep(delta_bias), bool(delta_softplus)
+    )
+    out = out.to(dtype_in)
+    return (out, last.to(dtype_in)) if return_last_state else out
+
+
+def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                        return_last_state=False):
+    """mamba-ssm's CUDA kernel for GPU tensors when installed, else the ``parallel`` PyTorch scan."""
+    if u.is_cuda and mamba_kernel_available():
+        return _mamba_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    return selective_scan_parallel(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+_IMPLS = {
+    "reference": selective_scan_ref,
+    "cpu": selective_scan_cpu,
+    "parallel": selective_scan_parallel,
+    "cuda": selective_scan_cuda,
+}
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """The concrete backend ``auto`` stands for on ``device``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown scan backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        return "cuda" if device.type == "cuda" else "cpu"
+    return backend
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                   return_last_state=False, backend: str = "auto"):
+    """Selective scan with ``selective_scan_fn`` semantics (module docstring), on the chosen backend."""
+    impl = _IMPLS[resolve_backend(backend, u.device)]
+    return impl(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# causal depthwise conv1d
+
+
+def causal_conv1d_ref(x: Tensor, weight: Tensor, bias: Tensor | None = None, activation: str | None = None) -> Tensor:
+    r"""y[b, d, t] = bias[d] + \sum_{k=0}^{K-1} w[d, k] x[b, d, t - K + 1 + k]  (x = 0 before t = 0).
+
+    Written as K shifted multiply-adds, the definition itself.  x: (batch, D, L); weight: (D, K).
+    """
+    k = weight.shape[-1]
+    xp = F.pad(x, (k - 1, 0))  # (b, D, L + K - 1): zeros in the past
+    y = sum(weight[:, i, None] * xp[..., i : i + x.shape[-1]] for i in range(k))
+    if bias is not None:
+        y = y + bias[:, None]
+    return F.silu(y) if activation in ("silu", "swish") else y
+
+
+def causal_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, activation: str | None = None) -> Tensor:
+    """Causal depthwise conv1d: causal-conv1d's CUDA kernel when present, else ``F.conv1d``.
+
+    x: (batch, D, L); weight: (D, K) or (D, 1, K); returns (batch, D, L).
+    """
+    if activation not in (None, "silu", "swish"):
+        raise ValueError(f"activation must be None or 'silu', got {activation!r}")
+    w = weight.reshape(weight.shape[0], -1)  # (D, K)
+    if x.is_cuda:
+        _probe_cuda_kernels()
+        if _causal_conv1d_fn is not None:
+            return _causal_conv1d_fn(x, w, bias, activation=activation)
+    k = w.shape[-1]
+    y = F.conv1d(x, w.unsqueeze(1), bias, padding=k - 1, groups=x.shape[1])[..., : x.shape[-1]]
+    return F.silu(y) if activation is not None else y
+
+
+__all__ = [
+    "BACKENDS",
+    "selective_scan",
+    "selective_scan_ref",
+    "selective_scan_cpu",
+    "selective_scan_parallel",
+    "selective_scan_cuda",
+    "resolve_backend",
+    "mamba_kernel_available",
+    "causal_conv1d",
+    "causal_conv1d_ref",
+]
