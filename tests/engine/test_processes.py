@@ -1,0 +1,127 @@
+"""Real processes: SIGKILL mid-run then resume, and data-parallel training under torchrun (gloo, 2 CPU ranks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine_helpers import write_pairs
+
+RUNNER = Path(__file__).with_name("run_train.py")
+
+
+def _env(standin: bool) -> dict:
+    root = str(Path(__file__).resolve().parents[2])  # the checkout, whether or not padm is installed
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PADM_TEST_STANDIN="1" if standin else "0", PYTHONPATH=path)
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+def _args(data, out, iterations, **extra):
+    args = ["--train-data", data, "--out-dir", out, "--preset", "tiny", "--patch-size", "16", "--batch-size", "2",
+            "--num-workers", "0", "--iterations", iterations, "--log-every", "1", "--ckpt-every", "2",
+            "--val-every", "0", "--keep-last", "0", "--no-progress", "--no-plot", "--no-tensorboard", "--seed", "5"]
+    for k, v in extra.items():
+        args += [f"--{k.replace('_', '-')}", v]
+    return [str(a) for a in args]
+
+
+def _losses(run: Path) -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())
+            if r["kind"] == "train"}
+
+
+def _sigkill_resume(tmp_path: Path, standin: bool, iterations: int):
+    data = write_pairs(tmp_path / "data", n=4, size=(24, 31))
+    cmd = [sys.executable, str(RUNNER)]
+    full, part = tmp_path / "full", tmp_path / "part"
+    subprocess.run(cmd + _args(data, full, iterations), env=_env(standin), check=True, timeout=600)
+
+    proc = subprocess.Popen(cmd + _args(data, part, iterations), env=_env(standin))
+    first = part / "checkpoints" / "step_00000002.pt"
+    deadline = time.time() + 300
+    while not first.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    done = sorted(p.name for p in (part / "checkpoints").glob("step_*.pt"))
+    assert done and done[-1] != f"step_{iterations:08d}.pt"
+    assert not list((part / "checkpoints").glob(".*.tmp"))  # atomic writes: no half checkpoint left visible
+
+    subprocess.run(cmd + ["--resume", str(part)], env=_env(standin), check=True, timeout=600)
+    a, b = _losses(full), _losses(part)
+    assert sorted(b) == list(range(1, iterations + 1))
+    assert a == b  # bit-identical losses, including every step after the resume
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_losses_standin(tmp_path):
+    _sigkill_resume(tmp_path, standin=True, iterations=40)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_the_uninterrupted_losses_real_padm(tmp_path):
+    pytest.importorskip("padm.unfolding.model")
+    _sigkill_resume(tmp_path, standin=False, iterations=8)
+
+
+def test_torchrun_two_cpu_ranks_stay_in_sync(tmp_path):
+    data = write_pairs(tmp_path / "data", n=4, size=(20, 20))
+    out = tmp_path / "run"
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    script = tmp_path / "ddp_worker.py"
+    script.write_text(DDP_WORKER.format(here=str(RUNNER.parent), data=str(data), out=str(out), dump=str(dump)))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone", str(script)]
+    res = subprocess.run(cmd, env=_env(True), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    w0, w1 = (torch.load(dump / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert w0["step"] == w1["step"] == 2
+    for k in w0["model"]:
+        assert torch.equal(w0["model"][k], w1["model"][k]), k
+    # and they moved: the step did something
+    init = torch.load(dump / "rank0_init.pt", weights_only=True)
+    assert any(not torch.equal(init[k], w0["model"][k]) for k in init)
+    # the checkpoint holds both ranks' RNG states (different dropout streams)
+    state = torch.load(out / "checkpoints" / "step_00000002.pt", weights_only=True)
+    assert len(state["rng"]["torch"]) == 2 and not torch.equal(*state["rng"]["torch"])
+    losses = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in losses if r["kind"] == "train"] == [1, 2]
+
+
+DDP_WORKER = """
+import os, sys, torch
+sys.path.insert(0, {here!r})
+import padm.engine.checkpoint as ck
+from engine_helpers import StandIn
+rank = int(os.environ["RANK"])
+dump = {dump!r}
+built = []
+
+def make(config):
+    m = StandIn(config)
+    built.append(m)
+    if rank == 0:
+        torch.save(m.state_dict(), os.path.join(dump, "rank0_init.pt"))
+    return m
+
+ck.create_model = make
+from padm.engine.config import resolve_config
+from padm.engine.train import train
+
+cfg = resolve_config(None, dict(train_data={data!r}, out_dir={out!r}, preset="tiny", patch_size=16, batch_size=1,
+                     num_workers=0, iterations=2, log_every=1, ckpt_every=1, val_every=0, progress=False,
+                     tensorboard=False, plot=False, seed=1))
+summary = train(cfg)
+# the module DDP trained in place on this rank
+torch.save({{"step": summary["step"], "model": built[0].state_dict()}}, os.path.join(dump, f"rank{{rank}}.pt"))
+"""
