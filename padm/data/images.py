@@ -105,12 +105,9 @@ def to_tensor(pixels: np.ndarray) -> "torch.Tensor":
 
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ValueError(f"expected pixels of shape (H, W, 3), got {pixels.shape}")
-    top = float(_MAX[bit_depth_of(pixels)])
-    if pixels.dtype == np.uint16:  # torch has limited uint16 support: go through int32
-        t = torch.from_numpy(pixels.astype(np.int32))
-    else:
-        t = torch.from_numpy(np.ascontiguousarray(pixels))
-    return t.permute(2, 0, 1).to(torch.float32).div_(top).contiguous()
+    chw = np.ascontiguousarray(pixels.transpose(2, 0, 1)).astype(np.float32)  # (3, H, W), a fresh copy
+    chw /= np.float32(_MAX[bit_depth_of(pixels)])
+    return torch.from_numpy(chw)
 
 
 def to_pixels(tensor: "torch.Tensor", bit_depth: int = 8) -> np.ndarray:
