@@ -36,7 +36,13 @@ class RunLog:
     def records(self) -> list[dict[str, Any]]:
         if not self.jsonl.is_file():
             return []
-        return [json.loads(line) for line in self.jsonl.read_text().splitlines() if line.strip()]
+        out = []
+        for line in self.jsonl.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut short by a killed process
+                continue
+        return out
 
     def truncate_after(self, step: int) -> None:
         kept = [r for r in self.records() if r.get("step", 0) <= step]

@@ -92,3 +92,17 @@ def test_init_from_loads_weights(standin, pairs_dir, tmp_path):
     a = torch.load(out / "checkpoints" / "step_00000002.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "ft" / "checkpoints" / "step_00000001.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_log_survives_a_line_cut_by_a_kill(tmp_path):
+    from padm.engine.runlog import RunLog
+
+    log = RunLog(tmp_path, tensorboard=False)
+    for s in (1, 2, 3):
+        log.write("train", s, loss=1.0 / s)
+    with (tmp_path / "log.jsonl").open("a") as f:
+        f.write('{"kind": "train", "step": 4, "lo')
+    log.truncate_after(2)
+    assert [r["step"] for r in log.records()] == [1, 2]
+    assert (tmp_path / "train.csv").read_text().splitlines()[1:] == ["1,1.0", "2,0.5"]
+    assert log.plot() is not None
