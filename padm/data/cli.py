@@ -26,7 +26,7 @@ _LAYOUT_CHOICES = ("auto", "jorder", "restormer", "spa", "ddn", "did", "folders"
               help="Side-by-side (DID) files: which half is rainy.")
 @click.option("--compression", type=click.Choice(("lzf", "gzip", "none")), default="lzf", show_default=True,
               help="HDF5 compression: lzf is fast, gzip portable and smaller.")
-@click.option("--chunk", type=click.IntRange(min=8), default=64, show_default=True,
+@click.option("--chunk", type=click.IntRange(min=8), default=32, show_default=True,
               help="Chunk edge in pixels (a random crop reads only the chunks it overlaps).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT.h5 if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")

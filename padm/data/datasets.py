@@ -64,8 +64,7 @@ def crop_plan(seed: int, epoch: int, index: int, height: int, width: int, patch:
 
 
 def _item(rain: np.ndarray, clean: np.ndarray, name: str) -> dict[str, Any]:
-    return {"rain": to_tensor(np.ascontiguousarray(rain)), "clean": to_tensor(np.ascontiguousarray(clean)),
-            "name": name}
+    return {"rain": to_tensor(rain), "clean": to_tensor(clean), "name": name}  # any strides: one copy each
 
 
 class _PatchSampling(Dataset):

@@ -9,7 +9,7 @@ Layout of format version 1::
     /shapes       (N, 2)    int32 (height, width) of pair i
     /clean_index  (N,)      int32 index j of the clean image of pair i (DDN shares one clean image
                             between many rainy images, so clean images are stored once)
-    /rain/000000  (H, W, 3) uint8, chunked (64, 64, 3), lzf-compressed by default
+    /rain/000000  (H, W, 3) uint8, chunked (32, 32, 3), lzf-compressed by default
     /clean/000000 (H, W, 3) uint8, same chunking
 
 Chunking means a random crop reads (and decompresses) only the chunks it overlaps, not the whole

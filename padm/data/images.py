@@ -105,7 +105,7 @@ def to_tensor(pixels: np.ndarray) -> "torch.Tensor":
 
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ValueError(f"expected pixels of shape (H, W, 3), got {pixels.shape}")
-    chw = np.ascontiguousarray(pixels.transpose(2, 0, 1)).astype(np.float32)  # (3, H, W), a fresh copy
+    chw = np.array(pixels.transpose(2, 0, 1), dtype=np.float32, order="C")  # (3, H, W), one fresh copy
     chw /= np.float32(_MAX[bit_depth_of(pixels)])
     return torch.from_numpy(chw)
 

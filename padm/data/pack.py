@@ -45,7 +45,7 @@ def check_output(out: Path, overwrite: bool) -> None:
 
 def pack(src: str | os.PathLike | None, out: str | os.PathLike, *, rain: str | os.PathLike | None = None,
          clean: str | os.PathLike | None = None, layout: str = "auto", rain_side: str = "left",
-         compression: str = "lzf", chunk: int = 64, overwrite: bool = False, progress: bool = True,
+         compression: str = "lzf", chunk: int = 32, overwrite: bool = False, progress: bool = True,
          log: Callable[[str], None] = print) -> PackResult:
     """Pack the pairs found in ``src`` (or ``rain``/``clean`` folders) into the HDF5 file ``out``.
 

@@ -48,7 +48,7 @@ def test_round_trip_pixel_exact(jorder, tmp_path, compression):
 
 def test_file_format(jorder, tmp_path):
     root, _ = jorder
-    quiet_pack(root, tmp_path / "a.h5")
+    quiet_pack(root, tmp_path / "a.h5", chunk=64)
     with h5py.File(tmp_path / "a.h5", "r") as f:
         a = f.attrs
         assert a["format"] == FORMAT and a["format_version"] == FORMAT_VERSION and a["complete"] == 1
@@ -58,9 +58,9 @@ def test_file_format(jorder, tmp_path):
         assert ds.dtype == np.uint8 and ds.shape == (53, 37, 3) and ds.chunks == (53, 37, 3)
         assert f["rain/000000"].chunks == (37, 53, 3)  # chunk edge 64 > image: one chunk
         assert ds.compression == "lzf"
-    quiet_pack(root, tmp_path / "b.h5", chunk=16)
+    quiet_pack(root, tmp_path / "b.h5")
     with h5py.File(tmp_path / "b.h5", "r") as f:
-        assert f["clean/000000"].chunks == (16, 16, 3)
+        assert f["clean/000000"].chunks == (32, 32, 3)  # the default
 
 
 def test_ddn_clean_images_stored_once(tmp_path):
