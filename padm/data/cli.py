@@ -55,11 +55,13 @@ def pack(paths: tuple[str, ...], rain: str | None, clean: str | None, layout: st
 
 def _synth_options(func):
     """One click option per :class:`padm.data.synth.SynthConfig` field (None = the preset's value)."""
-    from padm.data.synth import FIELD_HELP
+    from padm.data.synth import FIELD_HELP, PRESETS
 
     for name in reversed(list(FIELD_HELP)):
         kind, text = FIELD_HELP[name]
-        func = click.option(f"--{name.replace('_', '-')}", name, type=kind, default=None, help=text)(func)
+        values = ", ".join(f"{preset} {getattr(cfg, name):g}" for preset, cfg in PRESETS.items())
+        func = click.option(f"--{name.replace('_', '-')}", name, type=kind, default=None,
+                            help=f"{text}  [{values}]")(func)
     return func
 
 

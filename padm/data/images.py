@@ -168,12 +168,18 @@ def _read_pillow(path: Path) -> tuple[np.ndarray, list[str]]:
         with PILImage.open(path) as im:
             rawmode = _png_rawmode(im)
             orientation = _orientation(im)
+            pixels = None
             if rawmode in ("RGB;16B", "RGBA;16B"):
-                pixels = _decode_png16(path, rawmode)
-                notes += ["alpha channel dropped"] if rawmode == "RGBA;16B" else []
-            else:
+                try:
+                    pixels = _decode_png16(path, rawmode)
+                    notes += ["alpha channel dropped"] if rawmode == "RGBA;16B" else []
+                except Exception:  # Pillow internals changed: fall back to its 8-bit reading
+                    pixels = None
+            if pixels is None:
                 im.load()
                 pixels = _pil_to_rgb(im, notes)
+                if rawmode and rawmode.endswith(";16B") and pixels.dtype == np.uint8:
+                    notes.append("16-bit PNG read at 8-bit precision")
     if orientation not in (None, 1):
         pixels = _apply_orientation(pixels, int(orientation))
         notes.append("rotated according to EXIF orientation")
@@ -403,17 +409,17 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def encode_png16(pixels: np.ndarray, *, filters: np.ndarray | None = None, level: int = 6) -> bytes:
-    """Encode ``(H, W, 3)`` uint16 pixels as a 16-bit RGB PNG.
+    """Encode ``(H, W, 3)`` or ``(H, W, 4)`` uint16 pixels as a 16-bit RGB / RGBA PNG.
 
     ``filters`` optionally gives the PNG filter type (0 none, 1 sub, 2 up, 3 average, 4 Paeth) of each
     row; by default every row uses ``up`` (2).  All filters are computed on whole arrays (the filter
     inputs are raw bytes, so encoding needs no per-pixel loop).
     """
     h, w, c = pixels.shape
-    if c != 3 or pixels.dtype != np.uint16:
-        raise ValueError("encode_png16 expects (H, W, 3) uint16 pixels")
-    raw = pixels.astype(">u2").view(np.uint8).reshape(h, w * 6).astype(np.int16)  # (H, 6W) bytes
-    bpp = 6
+    if c not in (3, 4) or pixels.dtype != np.uint16:
+        raise ValueError("encode_png16 expects (H, W, 3) or (H, W, 4) uint16 pixels")
+    bpp = 2 * c
+    raw = pixels.astype(">u2").view(np.uint8).reshape(h, w * bpp).astype(np.int16)  # (H, bpp * W) bytes
     left = np.zeros_like(raw)
     left[:, bpp:] = raw[:, :-bpp]
     up = np.zeros_like(raw)
@@ -427,12 +433,12 @@ def encode_png16(pixels: np.ndarray, *, filters: np.ndarray | None = None, level
     if filters is None:
         filters = np.full(h, 2, dtype=np.uint8)
     filters = np.asarray(filters, dtype=np.uint8)
-    rows = np.empty((h, 1 + w * 6), dtype=np.uint8)
+    rows = np.empty((h, 1 + w * bpp), dtype=np.uint8)
     rows[:, 0] = filters
     for kind in range(5):
         sel = filters == kind
         if sel.any():
             rows[sel, 1:] = ((raw[sel] - predictors[kind][sel]) % 256).astype(np.uint8)
-    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", w, h, 16, 2 if c == 3 else 6, 0, 0, 0)  # colour type RGB / RGBA
     return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
             + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), level)) + _png_chunk(b"IEND", b""))

@@ -112,13 +112,20 @@ def _list_folder(folder: Path) -> _Folder:
     return _Folder(folder, images, skipped)
 
 
+def list_images(folder: str | os.PathLike) -> tuple[list[Path], int]:
+    """Image files directly inside ``folder`` in natural order, and the number of other entries
+    (non-image files, hidden files, sub-folders).  Raises :class:`UserError` for duplicate stems."""
+    listed = _list_folder(Path(folder))
+    return list(_unique_stems(listed).values()), listed.skipped
+
+
 def _role_folder(folder: Path) -> _Folder:
     """A rain or clean folder; a folder without images but a single sub-folder (JORDER ``rain/X2``)
     is entered."""
     listed = _list_folder(folder)
     if listed.images:
         return listed
-    subdirs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    subdirs = _subdirs(folder)
     if len(subdirs) == 1:
         inner = _list_folder(subdirs[0])
         if inner.images:
@@ -127,8 +134,10 @@ def _role_folder(folder: Path) -> _Folder:
 
 
 def _subdirs(folder: Path) -> list[Path]:
+    """Visible sub-folders; ``__MACOSX`` (resource forks from macOS zip files) is ignored."""
     try:
-        return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        return sorted((p for p in folder.iterdir()
+                       if p.is_dir() and not p.name.startswith(".") and p.name != "__MACOSX"),
                       key=lambda p: natural_key(p.name))
     except OSError as err:
         raise UserError(f"cannot list folder {folder}: {err.strerror or err}") from None

@@ -206,7 +206,7 @@ def synth_folder(clean_dir: str | os.PathLike, out: str | os.PathLike, config: S
     from tqdm import tqdm
 
     from padm.data.images import read_image, to_8bit, write_image
-    from padm.data.layouts import _list_folder, _unique_stems
+    from padm.data.layouts import list_images
 
     clean_dir, out = Path(clean_dir), Path(out)
     if not clean_dir.is_dir():
@@ -218,12 +218,12 @@ def synth_folder(clean_dir: str | os.PathLike, out: str | os.PathLike, config: S
         raise UserError(f"output folder already exists: {out} (use --overwrite to replace it)")
     if out.resolve() == clean_dir.resolve() or clean_dir.resolve() in out.resolve().parents:
         raise UserError(f"output folder {out} must not be inside the clean folder {clean_dir}")
-    listed = _list_folder(clean_dir)
-    if not listed.images:
+    files, skipped = list_images(clean_dir)
+    if not files:
         raise UserError(f"no images found in {clean_dir}")
-    images = _unique_stems(listed)
-    if listed.skipped:
-        log(f"Skipped {listed.skipped} non-image entries in {clean_dir}")
+    images = {p.stem: p for p in files}
+    if skipped:
+        log(f"Skipped {skipped} non-image entries in {clean_dir}")
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
@@ -255,7 +255,7 @@ def synth_folder(clean_dir: str | os.PathLike, out: str | os.PathLike, config: S
     if notes:
         log("Converted: " + "; ".join(f"{note} ({n} images)" for note, n in sorted(notes.items())))
     log(f"Wrote {len(images)} pairs to {out} (rainy-input PSNR on Y: {mean_psnr:.2f} dB)")
-    return SynthResult(out, len(images), listed.skipped, mean_psnr, dict(notes))
+    return SynthResult(out, len(images), skipped, mean_psnr, dict(notes))
 
 
 def _replace_dir(new: Path, out: Path) -> None:

@@ -175,3 +175,11 @@ def test_tensor_helpers():
     np.testing.assert_array_equal(to_pixels(to_tensor(px16), 16), px16)
     with pytest.raises(ValueError):
         to_pixels(torch.zeros(2, 3, 4, 4))
+
+
+def test_16bit_rgba_png_alpha_dropped(tmp_path):
+    px = np.random.default_rng(4).integers(0, 65536, (37, 53, 4)).astype(np.uint16)
+    (tmp_path / "a.png").write_bytes(encode_png16(px, filters=np.arange(37) % 5))
+    img = read_image(tmp_path / "a.png")
+    assert img.bit_depth == 16 and img.notes == ("alpha channel dropped",)
+    np.testing.assert_array_equal(img.pixels, px[..., :3])

@@ -246,3 +246,12 @@ def test_bad_src(tmp_path):
         find_pairs(tmp_path / "f.txt")
     with pytest.raises(UserError, match="unknown layout"):
         find_pairs(tmp_path, layout="rain800")
+
+
+def test_macos_resource_folder_ignored(tmp_path):
+    """Zips made on macOS add __MACOSX/ with ._name files mirroring the tree: not a second split."""
+    write_pairs(tmp_path / "ds" / "rain", tmp_path / "ds" / "norain", 2)
+    for sub in ("rain", "norain"):
+        (tmp_path / "__MACOSX" / "ds" / sub).mkdir(parents=True)
+        (tmp_path / "__MACOSX" / "ds" / sub / "._1.png").write_bytes(b"\0")
+    assert find_pairs(tmp_path).root == tmp_path / "ds"
