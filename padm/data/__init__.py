@@ -15,7 +15,7 @@ _EXPORTS = {
     "Image": "images", "read_image": "images", "write_image": "images", "to_float": "images",
     "from_float": "images", "to_tensor": "images", "to_pixels": "images", "IMAGE_SUFFIXES": "images",
     "Pair": "layouts", "PairList": "layouts", "find_pairs": "layouts", "load_pair": "layouts",
-    "PairsFile": "h5", "pack": "pack",
+    "PairsFile": "h5",  # (the pack function: padm.data.pack.pack; the submodule has the same name)
     "PairedPatchDataset": "datasets", "FolderPatchDataset": "datasets", "FullImageDataset": "datasets",
     "open_paired": "datasets",
     "SynthConfig": "synth", "synthesize": "synth", "synth_folder": "synth",

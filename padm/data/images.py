@@ -347,6 +347,7 @@ def atomic_file(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
         raise UserError(f"output path is a folder: {path}")
     if not overwrite and path.exists():
         raise UserError(f"output file already exists: {path} (use --overwrite to replace it)")
+    created = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     os.close(fd)
@@ -357,6 +358,11 @@ def atomic_file(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        for folder in created:  # innermost first; only the (still empty) folders made here
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         raise
 
 

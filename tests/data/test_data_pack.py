@@ -130,6 +130,7 @@ def test_size_mismatch_leaves_nothing(jorder, tmp_path):
     with pytest.raises(UserError, match=r"size mismatch: .*rain/3\.png is 45x41 but .*norain/3\.png is 44x41"):
         quiet_pack(root, out)
     assert not out.exists() and leftovers(tmp_path) == []
+    assert not out.parent.exists()
 
 
 def test_corrupt_image_leaves_nothing(jorder, tmp_path):
@@ -137,10 +138,11 @@ def test_corrupt_image_leaves_nothing(jorder, tmp_path):
     root, _ = jorder
     data = (root / "rain" / "3.png").read_bytes()
     (root / "rain" / "3.png").write_bytes(data[: len(data) * 2 // 3])
-    out = tmp_path / "c.h5"
+    out = tmp_path / "new" / "dirs" / "c.h5"
     with pytest.raises(UserError, match=r"cannot read image .*rain/3\.png"):
         quiet_pack(root, out)
     assert not out.exists() and leftovers(tmp_path) == []
+    assert not (tmp_path / "new").exists()  # folders made for the output are removed again
 
 
 def test_interrupt_leaves_old_output_untouched(jorder, tmp_path, monkeypatch):
@@ -187,7 +189,8 @@ def test_cli_explicit_folders(tmp_path):
     assert PairsFile(tmp_path / "e.h5").layout == "explicit"
 
 
-@pytest.mark.parametrize("case", ["exists", "missing_partner", "empty", "split", "usage"])
+@pytest.mark.parametrize("case", ["exists", "missing_partner", "empty", "split", "usage", "duplicate",
+                                  "size", "corrupt", "not_a_folder"])
 def test_cli_errors_are_one_line(jorder, tmp_path, case):
     root, _ = jorder
     out = tmp_path / "o.h5"
@@ -207,13 +210,27 @@ def test_cli_errors_are_one_line(jorder, tmp_path, case):
         write_pairs(tmp_path / "two" / "test" / "rain", tmp_path / "two" / "test" / "norain", 1)
         args = ["pack", tmp_path / "two", out]
         expect = "several datasets or splits"
+    elif case == "duplicate":
+        write_image(root / "norain" / "2.bmp", scene(2))
+        expect = "duplicate image name '2'"
+    elif case == "size":
+        write_image(root / "norain" / "4.png", scene(4, 36, 53))
+        expect = "size mismatch"
+    elif case == "corrupt":
+        data = (root / "norain" / "4.png").read_bytes()
+        (root / "norain" / "4.png").write_bytes(data[:200])
+        expect = "cannot read image"
+    elif case == "not_a_folder":
+        args = ["pack", root / "SOURCE.txt", out]
+        expect = "expected a folder"
     else:
         args = ["pack", out]
         expect = "give SRC and OUT.h5"
     res = run_cli(*args)
     assert res.exit_code == 1
-    lines = res.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and expect in lines[0], res.output
+    lines = res.output.strip().splitlines()  # "Found N pairs ..." may come first
+    errors = [line for line in lines if line.startswith("Error")]
+    assert errors == [lines[-1]] and expect in lines[-1], res.output
     assert "Traceback" not in res.output
     if case != "exists":
         assert not out.exists()
