@@ -18,7 +18,7 @@ from padm.data.images import to_tensor, write_image
 from padm.data.pack import pack
 from padm.errors import UserError
 
-from conftest import scene, write_pairs
+from data_helpers import scene, write_pairs
 
 P = 16
 

@@ -19,7 +19,7 @@ from padm.data.images import (
 )
 from padm.errors import UserError
 
-from conftest import leftovers, scene
+from data_helpers import leftovers, scene
 
 
 @pytest.mark.parametrize("suffix", [".png", ".bmp", ".tif", ".tiff"])

@@ -7,7 +7,7 @@ from padm.data.images import write_image
 from padm.data.layouts import find_pairs, load_pair, pair_size
 from padm.errors import UserError
 
-from conftest import rainy, scene, write_pairs
+from data_helpers import rainy, scene, write_pairs
 
 
 def names(pl):

@@ -13,7 +13,7 @@ from padm.data.images import write_image
 from padm.data.pack import pack
 from padm.errors import UserError
 
-from conftest import leftovers, rainy, scene, write_pairs
+from data_helpers import leftovers, rainy, scene, write_pairs
 
 
 def quiet_pack(src, out, **kw):

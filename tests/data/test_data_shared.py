@@ -13,8 +13,7 @@ from padm.data.layouts import find_pairs
 from padm.data.synth import SynthConfig, synthesize
 from padm.errors import UserError
 
-from conftest import SHARED
-from test_data_synth import y_psnr
+from data_helpers import SHARED, y_psnr
 
 pytestmark = [
     pytest.mark.slow,

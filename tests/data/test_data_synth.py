@@ -15,15 +15,7 @@ from padm.data.layouts import find_pairs
 from padm.data.synth import PRESETS, SynthConfig, add_rain, streak_kernel, synth_folder, synthesize
 from padm.errors import UserError
 
-from conftest import leftovers, scene
-
-
-def y_psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR on MATLAB rgb2ycbcr Y (rounded to uint8), peak 255; written here on purpose."""
-    def y(p):
-        f = p.astype(np.float64) / 255
-        return np.round(16 + 65.481 * f[..., 0] + 128.553 * f[..., 1] + 24.966 * f[..., 2])
-    return 10 * np.log10(255**2 / np.mean((y(a) - y(b)) ** 2))
+from data_helpers import leftovers, scene, y_psnr
 
 
 @pytest.fixture
