@@ -171,7 +171,8 @@ class FolderPatchDataset(_PatchSampling):
 class FullImageDataset(Dataset):
     """Whole pairs (for validation / evaluation), from a packed HDF5 file or a folder.
 
-    Images differ in size: use ``batch_size=1`` (or a collate function that pads).
+    Images differ in size: use ``batch_size=1`` (or a collate function that pads).  A packed file
+    holds 8-bit pixels; read from a folder, 16-bit images keep their full precision.
     """
 
     def __init__(self, path: str | os.PathLike | None, *, rain: str | None = None, clean: str | None = None,

@@ -117,7 +117,7 @@ def to_pixels(tensor: "torch.Tensor", bit_depth: int = 8) -> np.ndarray:
         t = t[0]
     if t.ndim != 3 or t.shape[0] != 3:
         raise ValueError(f"expected a tensor of shape (3, H, W), got {tuple(tensor.shape)}")
-    array = t.to("cpu", dtype=t.dtype if t.is_floating_point() else None).float().permute(1, 2, 0).numpy()
+    array = t.to("cpu").float().permute(1, 2, 0).numpy()  # (H, W, 3)
     return from_float(array, bit_depth)
 
 
