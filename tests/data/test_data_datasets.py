@@ -14,11 +14,11 @@ from padm.data.datasets import (
     dihedral,
     open_paired,
 )
-from padm.data.images import to_tensor, write_image
+from padm.data.images import to_tensor
 from padm.data.pack import pack
 from padm.errors import UserError
 
-from data_helpers import scene, write_pairs
+from data_helpers import write_pairs
 
 P = 16
 
@@ -213,7 +213,3 @@ def test_damaged_chunk_names_the_pair(tmp_path):
     with pytest.raises(UserError, match=r"cannot read pair '1' \(rain/000000\) from .*d\.h5"):
         FullImageDataset(out)[0]
 
-
-def test_write_image_fixture_sanity(tmp_path):
-    write_image(tmp_path / "a.png", scene(1))
-    assert (tmp_path / "a.png").stat().st_size > 0
