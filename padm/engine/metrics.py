@@ -8,9 +8,12 @@ Three protocols (see ``docs/engine.md``):
     K = (0.01, 0.03), L = 255, 'valid' filtering, mean of the map.
 ``doubleY`` (DID-Data, DDN-Data; ``statistic.m`` of PReNet/RCDNet)
     Images read as uint8 then ``im2double``; Y in double, **not rounded**, in [16, 235] / 255; PSNR with
-    peak 1 (MATLAB ``psnr`` on double); SSIM is MATLAB's built-in ``ssim(Y*255, Y_gt*255)``: the same
-    Gaussian but 'same' filtering with *replicate* padding (mean over the whole image) and, because the
-    inputs are double, ``DynamicRange = 1``, i.e. C1 = 0.01², C2 = 0.03² on data in [16, 235].
+    peak 1 (MATLAB ``psnr`` on double); SSIM on ``Y*255`` (values in [16, 235], unrounded) with the
+    ``ssim_index.m`` settings above.  (``statistic.m`` calls ``ssim(Y*255, Yref*255)``; MATLAB's
+    built-in ``ssim`` would use replicate padding and, for double input, ``DynamicRange = 1``, which
+    gives far lower values (0.748 instead of 0.844 on the Rain100L training inputs) than the rainy-input
+    SSIMs papers report, so the ``*255`` was written for Wang's L = 255 function.  The built-in variant
+    stays available as ``ssim(..., padding="replicate", data_range=1)``.)
 ``rgb``
     PSNR over all RGB values (peak 255 on uint8 values), SSIM per channel (``ssim_index.m`` settings), averaged.
 
@@ -48,7 +51,7 @@ class Protocol:
 
 PROTOCOLS: dict[str, Protocol] = {
     "uint8Y": Protocol("uint8Y", "y", True, 255.0, 1.0, "valid", 255.0),
-    "doubleY": Protocol("doubleY", "y", False, 1.0, 255.0, "replicate", 1.0),
+    "doubleY": Protocol("doubleY", "y", False, 1.0, 255.0, "valid", 255.0),
     "rgb": Protocol("rgb", "rgb", False, 255.0, 1.0, "valid", 255.0),
 }
 
@@ -86,6 +89,13 @@ def gaussian_window(size: int = 11, sigma: float = 1.5, dtype=torch.float64, dev
     return g / g.sum()
 
 
+def gaussian_window_1d(size: int = 11, sigma: float = 1.5, dtype=torch.float64, device=None) -> Tensor:
+    """The 1-D factor of :func:`gaussian_window` (its outer product with itself is the 2-D window)."""
+    t = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
+    g = torch.exp(-(t**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
 def ssim(a: Tensor, b: Tensor, *, data_range: float = 255.0, padding: str = "valid",
          window: int = 11, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> Tensor:
     """Mean SSIM of single-channel images ``a``, ``b`` (N, 1, H, W) -> (N,), float64.
@@ -95,31 +105,25 @@ def ssim(a: Tensor, b: Tensor, *, data_range: float = 255.0, padding: str = "val
     image size (MATLAB's built-in ``ssim``).
     """
     a, b = a.double(), b.double()
-    g = gaussian_window(window, sigma, device=a.device).view(1, 1, window, window)
+    if padding not in ("valid", "replicate"):
+        raise ValueError(f"unknown SSIM padding {padding!r}")
+    if padding == "valid" and min(a.shape[-2:]) < window:
+        return torch.full((a.shape[0],), math.nan, dtype=torch.float64)
+    # the five local moments, filtered with the separable Gaussian (rows, then columns)
+    n = a.shape[0]
+    stack = torch.cat([a, b, a * a, b * b, a * b], dim=1).reshape(n * 5, 1, *a.shape[-2:])
     if padding == "replicate":
         p = window // 2
-        pad = lambda t: F.pad(t, (p, p, p, p), mode="replicate")  # noqa: E731
-    elif padding == "valid":
-        if min(a.shape[-2:]) < window:
-            return torch.full((a.shape[0],), math.nan, dtype=torch.float64)
-        pad = lambda t: t  # noqa: E731
-    else:
-        raise ValueError(f"unknown SSIM padding {padding!r}")
-    # one convolution for the five local moments
-    stack = torch.cat([a, b, a * a, b * b, a * b], dim=1)
-    n = stack.shape[0]
-    moments = F.conv2d(pad(stack.view(n * 5, 1, *stack.shape[-2:])), g).view(n, 5, *_out_hw(a, window, padding))
+        stack = F.pad(stack, (p, p, p, p), mode="replicate")
+    g1 = gaussian_window_1d(window, sigma, device=a.device)
+    moments = F.conv2d(F.conv2d(stack, g1.view(1, 1, 1, window)), g1.view(1, 1, window, 1))
+    moments = moments.view(n, 5, *moments.shape[-2:])
     mu_a, mu_b, aa, bb, ab = moments.unbind(1)
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     var_a, var_b, cov = aa - mu_a**2, bb - mu_b**2, ab - mu_a * mu_b
     num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
     den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
     return (num / den).flatten(1).mean(1)
-
-
-def _out_hw(a: Tensor, window: int, padding: str) -> tuple[int, int]:
-    h, w = a.shape[-2:]
-    return (h, w) if padding == "replicate" else (h - window + 1, w - window + 1)
 
 
 def psnr(a: Tensor, b: Tensor, peak: float) -> Tensor:
@@ -161,5 +165,5 @@ def score_arrays(pred: np.ndarray, gt: np.ndarray, protocol: str = "uint8Y", bit
     return float(p[0]), float(s[0])
 
 
-__all__ = ["Protocol", "PROTOCOLS", "get_protocol", "quantize", "rgb_to_y", "gaussian_window", "ssim", "psnr",
+__all__ = ["Protocol", "PROTOCOLS", "get_protocol", "quantize", "rgb_to_y", "gaussian_window", "gaussian_window_1d", "ssim", "psnr",
            "score", "score_arrays"]

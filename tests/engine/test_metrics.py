@@ -3,8 +3,9 @@
 uint8Y  (evaluate_PSNR_SSIM.m): Y = round(16 + (65.481 R + 128.553 G + 24.966 B) / 255) on uint8 RGB,
         PSNR peak 255, ssim_index.m: Gaussian 11x11 sigma 1.5, K = (0.01, 0.03), L = 255, 'valid'.
 doubleY (statistic.m): Y = 16/255 + (65.481 R + ...) / 255 / 255 on im2double RGB, unrounded; PSNR peak 1;
-        MATLAB ssim(Y*255, Yref*255): Gaussian sigma 1.5 (11x11), replicate padding, mean over the whole
-        map, DynamicRange 1 (double input) -> C1 = 0.01^2, C2 = 0.03^2.
+        SSIM of Y*255 with the ssim_index.m settings.
+MATLAB's built-in ssim (replicate padding, whole map, DynamicRange 1 for double input) is available
+through ``metrics.ssim(padding="replicate", data_range=1)`` and checked too.
 """
 
 from __future__ import annotations
@@ -92,7 +93,16 @@ def test_doubley_matches_reference(fixed_pairs, idx):
     p, s = metrics.score_arrays(_f(pred), _f(gt), "doubleY")
     ya, yb = ref_doubley(pred), ref_doubley(gt)
     assert abs(p - ref_psnr(ya, yb, 1.0)) < 1e-4
-    assert abs(s - ref_ssim_matlab_builtin(ya * 255, yb * 255)) < 1e-5
+    assert abs(s - ref_ssim_valid(ya * 255, yb * 255)) < 1e-5
+
+
+@pytest.mark.parametrize("idx", [0, 1, 2])
+def test_matlab_builtin_ssim_variant(fixed_pairs, idx):
+    pred, gt = fixed_pairs[idx]
+    ya, yb = ref_doubley(pred) * 255, ref_doubley(gt) * 255
+    ours = metrics.ssim(torch.from_numpy(ya)[None, None], torch.from_numpy(yb)[None, None], padding="replicate",
+                        data_range=1.0)
+    assert abs(float(ours[0]) - ref_ssim_matlab_builtin(ya, yb)) < 1e-5
 
 
 def test_rgb_protocol(fixed_pairs):
