@@ -109,8 +109,8 @@ def _model_options(func):
                         help="refuse a checkpoint that is not of this preset (paper, small, tiny)")(func)
     func = click.option("--no-ema", is_flag=True, help="use the raw weights even if the checkpoint has EMA weights")(func)
     func = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N")(func)
-    func = click.option("--tile", type=click.IntRange(min=0), default=None,
-                        help="tile size for bounded memory (0 or unset: whole images)")(func)
+    func = click.option("--tile", type=click.IntRange(min=0), default=512, show_default=True,
+                        help="images larger than this run in overlapping tiles (bounded memory); 0: whole images")(func)
     func = click.option("--overlap", type=click.IntRange(min=0), default=64, show_default=True,
                         help="overlap between tiles, blended")(func)
     return func

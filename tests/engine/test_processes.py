@@ -75,14 +75,25 @@ def test_sigkill_then_resume_gives_the_uninterrupted_losses_real_padm(tmp_path):
 
 
 def test_torchrun_two_cpu_ranks_stay_in_sync(tmp_path):
+    _torchrun(tmp_path, standin=True)
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_ranks_stay_in_sync_real_padm(tmp_path):
+    pytest.importorskip("padm.unfolding.model")
+    _torchrun(tmp_path, standin=False)
+
+
+def _torchrun(tmp_path, standin: bool):
     data = write_pairs(tmp_path / "data", n=4, size=(20, 20))
     out = tmp_path / "run"
     dump = tmp_path / "dump"
     dump.mkdir()
     script = tmp_path / "ddp_worker.py"
-    script.write_text(DDP_WORKER.format(here=str(RUNNER.parent), data=str(data), out=str(out), dump=str(dump)))
+    script.write_text(DDP_WORKER.format(here=str(RUNNER.parent), data=str(data), out=str(out), dump=str(dump),
+                                        standin=standin))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone", str(script)]
-    res = subprocess.run(cmd, env=_env(True), capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd, env=_env(standin), capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     w0, w1 = (torch.load(dump / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert w0["step"] == w1["step"] == 2
@@ -108,7 +119,11 @@ dump = {dump!r}
 built = []
 
 def make(config):
-    m = StandIn(config)
+    if {standin}:
+        m = StandIn(config)
+    else:
+        from padm.unfolding.model import PADM
+        m = PADM(config)
     built.append(m)
     if rank == 0:
         torch.save(m.state_dict(), os.path.join(dump, "rank0_init.pt"))
