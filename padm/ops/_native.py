@@ -78,14 +78,12 @@ def _build(cxx: str) -> Path:
 
 
 def _declare(lib: ctypes.CDLL) -> None:
-    p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-    for suffix in ("f32", "f64"):
-        fwd = getattr(lib, f"padm_scan_fwd_{suffix}")
-        fwd.argtypes = [p] * 8 + [i32] + [p] * 3 + [i64] * 5 + [i32]
-        fwd.restype = None
-        bwd = getattr(lib, f"padm_scan_bwd_{suffix}")
-        bwd.argtypes = [p] * 8 + [i32] + [p] * 10 + [i64] * 5 + [i32]
-        bwd.restype = None
+    args = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64),
+            ctypes.c_int, ctypes.c_int]
+    for name in ("fwd_f32", "fwd_f64", "bwd_f32", "bwd_f64"):
+        fn = getattr(lib, f"padm_scan_{name}")
+        fn.argtypes = args
+        fn.restype = None
     lib.padm_scan_chunk.restype = ctypes.c_int
 
 

@@ -38,6 +38,7 @@ Backends (``backend=``):
 
 from __future__ import annotations
 
+import ctypes
 import math
 from typing import Callable
 
@@ -232,30 +233,49 @@ def selective_scan_parallel(u, delta, A, B, C, D=None, z=None, delta_bias=None, 
 # cpu: the fused C++ kernel
 
 
-def _ptr(t: Tensor | None):
-    return t.data_ptr() if t is not None else None
+def _call_kernel(direction: str, ref: Tensor, pointers, seqs, groups, dims, softplus: bool) -> None:
+    """Call ``padm_scan_{fwd,bwd}_{f32,f64}`` with pointer, stride and dims arrays (see the C++ file)."""
+    lib = _native.load()
+    ptrs = (ctypes.c_void_p * len(pointers))(*[t.data_ptr() if t is not None else None for t in pointers])
+    strides: list[int] = []
+    for t in seqs:  # (batch, dim, len) views; absent ones get zeros
+        strides += list(t.stride()) if t is not None else [0, 0, 0]
+    for t in groups:  # (batch, groups, N, len) views
+        strides += list(t.stride())
+    st = (ctypes.c_int64 * len(strides))(*strides)
+    dm = (ctypes.c_int64 * 5)(*dims)
+    suffix = "f64" if ref.dtype == torch.float64 else "f32"
+    getattr(lib, f"padm_scan_{direction}_{suffix}")(ptrs, st, dm, int(softplus), torch.get_num_threads())
+
+
+def _dense(t: Tensor | None) -> Tensor | None:
+    """Strided views are passed as they are; only tensors with overlapping or negative strides are copied."""
+    if t is None:
+        return None
+    if t.dim() and (min(t.stride()) < 0 or any(st == 0 and n > 1 for st, n in zip(t.stride(), t.shape))):
+        return t.contiguous()
+    return t
 
 
 class _ScanCPUFunction(torch.autograd.Function):
     """The whole selective scan (bias, softplus, recurrence, D skip, SiLU gate) in the fused kernel.
 
-    All tensors are contiguous and of one dtype (float32 or float64); B and C are (batch, G, N, L).
+    ``u, delta, z`` are (batch, D, L) views of any strides (the Mamba block passes transposed
+    (batch, L, D) activations); B and C are (batch, G, N, L) views; all of one dtype (float32/float64).
     """
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus: bool):
-        lib = _native.load()
         batch, dim, length = u.shape
         groups, n = B.shape[1], A.shape[1]
+        dims = (batch, dim, length, n, groups)
         need_grad = any(ctx.needs_input_grad[:8])
-        out = torch.empty_like(u)
+        out = torch.empty_like(u)  # same layout as u
         last = u.new_empty(batch, dim, n)
-        ckpt = u.new_empty(batch, dim, math.ceil(length / lib.padm_scan_chunk()), n) if need_grad else None
-        getattr(lib, f"padm_scan_fwd_{_suffix(u)}")(
-            u.data_ptr(), delta.data_ptr(), A.data_ptr(), B.data_ptr(), C.data_ptr(), _ptr(D), _ptr(z),
-            _ptr(delta_bias), int(softplus), out.data_ptr(), last.data_ptr(), _ptr(ckpt),
-            batch, dim, length, n, groups, torch.get_num_threads(),
-        )
+        chunk = _native.load().padm_scan_chunk()
+        ckpt = u.new_empty(batch, dim, math.ceil(length / chunk), n) if need_grad else None
+        _call_kernel("fwd", u, (u, delta, A, B, C, D, z, delta_bias, out, last, ckpt), (u, delta, z, out), (B, C),
+                     dims, softplus)
         if need_grad:
             ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, ckpt)
             ctx.softplus = softplus
@@ -265,22 +285,21 @@ class _ScanCPUFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dout, _dlast):
         u, delta, A, B, C, D, z, delta_bias, ckpt = ctx.saved_tensors
-        lib = _native.load()
         batch, dim, length = u.shape
         groups, n = B.shape[1], A.shape[1]
         threads = torch.get_num_threads()
-        dout = dout.contiguous()
+        dout = _dense(dout)
         du, ddelta = torch.empty_like(u), torch.empty_like(delta)
         dz = torch.empty_like(z) if z is not None else None
         dA_part = u.new_empty(batch, dim, n)
         dD_part, dbias_part = u.new_empty(batch, dim), u.new_empty(batch, dim)
         dB_buf = u.new_zeros(threads, batch, groups, n, length)  # one slice per thread, summed below
         dC_buf = u.new_zeros(threads, batch, groups, n, length)
-        getattr(lib, f"padm_scan_bwd_{_suffix(u)}")(
-            u.data_ptr(), delta.data_ptr(), A.data_ptr(), B.data_ptr(), C.data_ptr(), _ptr(D), _ptr(z),
-            _ptr(delta_bias), int(ctx.softplus), ckpt.data_ptr(), dout.data_ptr(), du.data_ptr(),
-            ddelta.data_ptr(), dA_part.data_ptr(), dD_part.data_ptr(), _ptr(dz), dbias_part.data_ptr(),
-            dB_buf.data_ptr(), dC_buf.data_ptr(), batch, dim, length, n, groups, threads,
+        _call_kernel(
+            "bwd", u,
+            (u, delta, A, B, C, D, z, delta_bias, ckpt, dout, du, ddelta, dA_part, dD_part, dz, dbias_part, dB_buf,
+             dC_buf),
+            (u, delta, z, dout, du, ddelta, dz), (B, C), (batch, dim, length, n, groups), ctx.softplus,
         )
         return (
             du,
@@ -293,10 +312,6 @@ class _ScanCPUFunction(torch.autograd.Function):
             dbias_part.sum(0) if delta_bias is not None else None,
             None,
         )
-
-
-def _suffix(t: Tensor) -> str:
-    return "f64" if t.dtype == torch.float64 else "f32"
 
 
 def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
@@ -315,10 +330,14 @@ def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
         raise ValueError("B and C must have the same number of groups, dividing D")
 
     def prep(t):
+        return _dense(t.to(ct)) if t is not None else None
+
+    def prep_vec(t):  # per-channel parameters are read as contiguous arrays
         return t.to(ct).contiguous() if t is not None else None
 
     out, last = _ScanCPUFunction.apply(
-        prep(u), prep(delta), prep(A), prep(Bg), prep(Cg), prep(D), prep(z), prep(delta_bias), bool(delta_softplus)
+        prep(u), prep(delta), prep_vec(A), prep(Bg), prep(Cg), prep_vec(D), prep(z), prep_vec(delta_bias),
+        bool(delta_softplus),
     )
     out = out.to(dtype_in)
     return (out, last.to(dtype_in)) if return_last_state else out
@@ -374,19 +393,30 @@ def causal_conv1d_ref(x: Tensor, weight: Tensor, bias: Tensor | None = None, act
 
 
 def causal_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, activation: str | None = None) -> Tensor:
-    """Causal depthwise conv1d: causal-conv1d's CUDA kernel when present, else ``F.conv1d``.
+    """Causal depthwise conv1d: causal-conv1d's CUDA kernel when present, else PyTorch.
 
-    x: (batch, D, L); weight: (D, K) or (D, 1, K); returns (batch, D, L).
+    x: (batch, D, L), any strides; weight: (D, K) or (D, 1, K); returns (batch, D, L).  A channel-last
+    input (``x.stride(1) == 1``, a transposed (batch, L, D) tensor, as the Mamba block passes) is
+    computed in that layout and returned as the same kind of view, without copies.
     """
     if activation not in (None, "silu", "swish"):
         raise ValueError(f"activation must be None or 'silu', got {activation!r}")
     w = weight.reshape(weight.shape[0], -1)  # (D, K)
+    k, length = w.shape[-1], x.shape[-1]
     if x.is_cuda:
         _probe_cuda_kernels()
         if _causal_conv1d_fn is not None:
-            return _causal_conv1d_fn(x, w, bias, activation=activation)
-    k = w.shape[-1]
-    y = F.conv1d(x, w.unsqueeze(1), bias, padding=k - 1, groups=x.shape[1])[..., : x.shape[-1]]
+            return _causal_conv1d_fn(x.contiguous(), w, bias, activation=activation)
+    if x.stride(1) == 1 and x.shape[1] > 1:  # channel-last: K shifted multiply-adds over (batch, L, D)
+        xl = F.pad(x.transpose(1, 2), (0, 0, k - 1, 0))  # (batch, L + K - 1, D), zeros in the past
+        y = xl[:, :length] * w[:, 0]
+        for i in range(1, k):
+            y = torch.addcmul(y, xl[:, i : i + length], w[:, i])
+        if bias is not None:
+            y = y + bias
+        y = y.transpose(1, 2)  # (batch, D, L) view
+    else:
+        y = F.conv1d(x, w.unsqueeze(1), bias, padding=k - 1, groups=x.shape[1])[..., :length]
     return F.silu(y) if activation is not None else y
 
 

@@ -8,8 +8,9 @@
 //     delta_t = softplus(delta_raw_t + delta_bias)      out_t = (y_t + D u_t) * silu(z_t)
 // so a forward pass reads each input once and writes `out` once.
 //
-// Layouts (row-major, contiguous):  u, delta, y: (batch, dim, len);  A: (dim, N);
-//     B, C: (batch, groups, N, len), channel d uses group d / (dim / groups);
+// Layouts: u, delta, z, out and their gradients are strided (batch, dim, len) views and B, C strided
+//     (batch, groups, N, len) views (channel d uses group d / (dim / groups)), so the Mamba block can
+//     pass its (batch, len, dim) activations without copies;  A: (dim, N) contiguous;
 //     ckpt: (batch, dim, nchunks, N) = h_{t0-1} at the start of every chunk of T steps (forward writes it
 //     when gradients are needed, backward restarts from it);  last: (batch, dim, N) = h_{L-1}.
 //
@@ -178,31 +179,55 @@ void parallel_tasks(int64_t ntasks, int nthreads, F&& fn) {
     for (auto& th : pool) th.join();
 }
 
-// Load a (lanes x tl) slab of a (batch, dim, len) tensor, transposed into dst[t] (one vector per step).
+// A strided (batch, dim, len) view and a strided (batch, groups, N, len) view.
+template <typename S>
+struct Seq {
+    S* p;
+    int64_t sb, sd, sl;
+};
+template <typename S>
+struct Grp {
+    const S* p;
+    int64_t sb, sg, sn, sl;
+};
+
+// Load steps t0 .. t0 + tl - 1 of the task's channels into dst[t] (one vector per step), walking memory
+// along whichever of (channel, time) has the smaller stride.
 template <typename S, typename V>
-inline void load_tile(V* dst, const S* src, const Dims& s, const Task& k, int64_t t0, int64_t tl) {
+inline void load_tile(V* dst, Seq<const S> src, const Task& k, int64_t t0, int64_t tl) {
+    const S* base = src.p + k.b * src.sb + k.d0 * src.sd + t0 * src.sl;
     for (int64_t t = 0; t < tl; ++t) dst[t] = V{};
-    for (int64_t j = 0; j < k.lanes; ++j) {
-        const S* row = src + ((k.b * s.dim + k.d0 + j) * s.len + t0);
-        for (int64_t t = 0; t < tl; ++t) dst[t][j] = row[t];
+    if (src.sd <= src.sl) {
+        for (int64_t t = 0; t < tl; ++t)
+            for (int64_t j = 0; j < k.lanes; ++j) dst[t][j] = base[t * src.sl + j * src.sd];
+    } else {
+        for (int64_t j = 0; j < k.lanes; ++j)
+            for (int64_t t = 0; t < tl; ++t) dst[t][j] = base[j * src.sd + t * src.sl];
     }
 }
 
 template <typename S, typename V>
-inline void store_tile(S* dst, const V* src, const Dims& s, const Task& k, int64_t t0, int64_t tl) {
-    for (int64_t j = 0; j < k.lanes; ++j) {
-        S* row = dst + ((k.b * s.dim + k.d0 + j) * s.len + t0);
-        for (int64_t t = 0; t < tl; ++t) row[t] = src[t][j];
+inline void store_tile(Seq<S> dst, const V* src, const Task& k, int64_t t0, int64_t tl) {
+    S* base = dst.p + k.b * dst.sb + k.d0 * dst.sd + t0 * dst.sl;
+    if (dst.sd <= dst.sl) {
+        for (int64_t t = 0; t < tl; ++t)
+            for (int64_t j = 0; j < k.lanes; ++j) base[t * dst.sl + j * dst.sd] = src[t][j];
+    } else {
+        for (int64_t j = 0; j < k.lanes; ++j)
+            for (int64_t t = 0; t < tl; ++t) base[j * dst.sd + t * dst.sl] = src[t][j];
     }
 }
 
 // Load B or C of the task's group for steps t0 .. t0 + tl - 1 into dst[t * N + n].
 template <typename S>
-inline void load_bc(S* dst, const S* src, const Dims& s, const Task& k, int64_t t0, int64_t tl) {
-    const int64_t N = s.nstate;
-    for (int64_t n = 0; n < N; ++n) {
-        const S* row = src + (((k.b * s.groups + k.g) * N + n) * s.len + t0);
-        for (int64_t t = 0; t < tl; ++t) dst[t * N + n] = row[t];
+inline void load_bc(S* dst, Grp<S> src, int64_t N, const Task& k, int64_t t0, int64_t tl) {
+    const S* base = src.p + k.b * src.sb + k.g * src.sg + t0 * src.sl;
+    if (src.sn <= src.sl) {
+        for (int64_t t = 0; t < tl; ++t)
+            for (int64_t n = 0; n < N; ++n) dst[t * N + n] = base[t * src.sl + n * src.sn];
+    } else {
+        for (int64_t n = 0; n < N; ++n)
+            for (int64_t t = 0; t < tl; ++t) dst[t * N + n] = base[n * src.sn + t * src.sl];
     }
 }
 
@@ -231,8 +256,8 @@ inline void prepare_delta(V* dl, int64_t tl, V bias, bool softplus) {
 }
 
 template <typename S>
-void scan_forward(const S* u, const S* delta, const S* A, const S* B, const S* C, const S* Dp, const S* z,
-                  const S* bias, bool softplus, S* out, S* last, S* ckpt, const Dims& s, int nthreads) {
+void scan_forward(Seq<const S> u, Seq<const S> delta, const S* A, Grp<S> B, Grp<S> C, const S* Dp, Seq<const S> z,
+                  const S* bias, bool softplus, Seq<S> out, S* last, S* ckpt, const Dims& s, int nthreads) {
     using V = typename Lanes<S>::V;
     const int64_t N = s.nstate, nch = s.chunks();
     parallel_tasks(s.tasks(), nthreads, [&](int, int64_t i) {
@@ -247,11 +272,11 @@ void scan_forward(const S* u, const S* delta, const S* A, const S* B, const S* C
             if (ckpt)  // state entering this chunk
                 for (int64_t j = 0; j < k.lanes; ++j)
                     for (int64_t n = 0; n < N; ++n) ckpt[((k.b * s.dim + k.d0 + j) * nch + c) * N + n] = h[n][j];
-            load_tile(dl.data(), delta, s, k, t0, tl);
+            load_tile(dl.data(), delta, k, t0, tl);
             prepare_delta(dl.data(), tl, bv, softplus);
-            load_tile(uu.data(), u, s, k, t0, tl);
-            load_bc(Bt.data(), B, s, k, t0, tl);
-            load_bc(Ct.data(), C, s, k, t0, tl);
+            load_tile(uu.data(), u, k, t0, tl);
+            load_bc(Bt.data(), B, N, k, t0, tl);
+            load_bc(Ct.data(), C, N, k, t0, tl);
             for (int64_t t = 0; t < tl; ++t) {
                 const V d = dl[t], du = d * uu[t];  // Δ_t, Δ_t u_t
                 const S* bt = &Bt[t * N];
@@ -264,11 +289,11 @@ void scan_forward(const S* u, const S* delta, const S* A, const S* B, const S* C
                 }
                 yt[t] = acc;
             }
-            if (z) {
-                load_tile(zt.data(), z, s, k, t0, tl);
+            if (z.p) {
+                load_tile(zt.data(), z, k, t0, tl);
                 for (int64_t t = 0; t < tl; ++t) yt[t] *= zt[t] * vsigmoid(zt[t]);  // y silu(z)
             }
-            store_tile(out, yt.data(), s, k, t0, tl);
+            store_tile(out, yt.data(), k, t0, tl);
         }
         if (last)
             for (int64_t j = 0; j < k.lanes; ++j)
@@ -277,10 +302,10 @@ void scan_forward(const S* u, const S* delta, const S* A, const S* B, const S* C
 }
 
 template <typename S>
-void scan_backward(const S* u, const S* delta, const S* A, const S* B, const S* C, const S* Dp, const S* z,
-                   const S* bias, bool softplus, const S* ckpt, const S* dout, S* du_out, S* ddelta_out,
-                   S* dA_part, S* dD_part, S* dz_out, S* dbias_part, S* dB_buf, S* dC_buf, const Dims& s,
-                   int nthreads) {
+void scan_backward(Seq<const S> u, Seq<const S> delta, const S* A, Grp<S> B, Grp<S> C, const S* Dp,
+                   Seq<const S> z, const S* bias, bool softplus, const S* ckpt, Seq<const S> dout, Seq<S> du_out,
+                   Seq<S> ddelta_out, S* dA_part, S* dD_part, Seq<S> dz_out, S* dbias_part, S* dB_buf, S* dC_buf,
+                   const Dims& s, int nthreads) {
     using V = typename Lanes<S>::V;
     const int64_t N = s.nstate, nch = s.chunks();
     const int64_t buf_stride = s.batch * s.groups * N * s.len;  // one thread's slice of dB_buf / dC_buf
@@ -297,16 +322,16 @@ void scan_backward(const S* u, const S* delta, const S* A, const S* B, const S* 
 
         for (int64_t c = nch - 1; c >= 0; --c) {
             const int64_t t0 = c * T, tl = std::min<int64_t>(T, s.len - t0);
-            load_tile(xt.data(), delta, s, k, t0, tl);
+            load_tile(xt.data(), delta, k, t0, tl);
             for (int64_t t = 0; t < tl; ++t) {
                 xt[t] += bv;  // x = Δ_raw + bias
                 dl[t] = softplus ? vsoftplus(xt[t]) : xt[t];
             }
-            load_tile(uu.data(), u, s, k, t0, tl);
-            load_tile(gy.data(), dout, s, k, t0, tl);
-            if (z) load_tile(zt.data(), z, s, k, t0, tl);
-            load_bc(Bt.data(), B, s, k, t0, tl);
-            load_bc(Ct.data(), C, s, k, t0, tl);
+            load_tile(uu.data(), u, k, t0, tl);
+            load_tile(gy.data(), dout, k, t0, tl);
+            if (z.p) load_tile(zt.data(), z, k, t0, tl);
+            load_bc(Bt.data(), B, N, k, t0, tl);
+            load_bc(Ct.data(), C, N, k, t0, tl);
             for (int64_t n = 0; n < N; ++n) {
                 h0[n] = V{};
                 for (int64_t j = 0; j < k.lanes; ++j) h0[n][j] = ckpt[((k.b * s.dim + k.d0 + j) * nch + c) * N + n];
@@ -323,7 +348,7 @@ void scan_backward(const S* u, const S* delta, const S* A, const S* B, const S* 
                     hs[t * N + n] = hv;
                     y += hv * Ct[t * N + n];
                 }
-                if (z) {  // out = y silu(z):  dz = dout y silu'(z),  dy = dout silu(z)
+                if (z.p) {  // out = y silu(z):  dz = dout y silu'(z),  dy = dout silu(z)
                     const V sg = vsigmoid(zt[t]);
                     dzt[t] = gy[t] * y * sg * (1 + zt[t] * (1 - sg));
                     gy[t] = gy[t] * zt[t] * sg;
@@ -353,9 +378,9 @@ void scan_backward(const S* u, const S* delta, const S* A, const S* B, const S* 
                 ddt[t] = dd_acc;
                 dbias += dd_acc;
             }
-            store_tile(du_out, dut.data(), s, k, t0, tl);
-            store_tile(ddelta_out, ddt.data(), s, k, t0, tl);
-            if (z) store_tile(dz_out, dzt.data(), s, k, t0, tl);
+            store_tile(du_out, dut.data(), k, t0, tl);
+            store_tile(ddelta_out, ddt.data(), k, t0, tl);
+            if (z.p) store_tile(dz_out, dzt.data(), k, t0, tl);
             for (int64_t n = 0; n < N; ++n) {
                 S* rb = dBg + n * s.len + t0;
                 S* rc = dCg + n * s.len + t0;
@@ -376,31 +401,65 @@ void scan_backward(const S* u, const S* delta, const S* A, const S* B, const S* 
 
 }  // namespace
 
+// ------------------------------------------------------------------------------------------------------
+// C interface: one pointer array, one stride array, one dims array (batch, dim, len, N, groups).
+//   forward  pointers: u delta A B C D z bias out last ckpt                      (D, z, bias, last, ckpt may be null)
+//            strides : u delta z out (3 each: batch, dim, len), B C (4 each: batch, group, n, len)
+//   backward pointers: u delta A B C D z bias ckpt dout du ddelta dA_part dD_part dz dbias_part dB_buf dC_buf
+//            strides : u delta z dout du ddelta dz (3 each), B C (4 each)
+// dA_part: (batch, dim, N); dD_part, dbias_part: (batch, dim); dB_buf, dC_buf: zeroed contiguous
+// (nthreads, batch, groups, N, len); ckpt: contiguous (batch, dim, ceil(len / T), N).
+
+namespace {
+
+template <typename S>
+Seq<const S> cseq(const void* p, const int64_t* st) {
+    return {static_cast<const S*>(p), st[0], st[1], st[2]};
+}
+template <typename S>
+Seq<S> mseq(void* p, const int64_t* st) {
+    return {static_cast<S*>(p), st[0], st[1], st[2]};
+}
+template <typename S>
+Grp<S> grp(const void* p, const int64_t* st) {
+    return {static_cast<const S*>(p), st[0], st[1], st[2], st[3]};
+}
+
+template <typename S>
+void forward_api(void* const* p, const int64_t* st, const int64_t* dm, int softplus, int nthreads) {
+    scan_forward<S>(cseq<S>(p[0], st), cseq<S>(p[1], st + 3), static_cast<const S*>(p[2]), grp<S>(p[3], st + 12),
+                    grp<S>(p[4], st + 16), static_cast<const S*>(p[5]), cseq<S>(p[6], st + 6),
+                    static_cast<const S*>(p[7]), softplus != 0, mseq<S>(p[8], st + 9), static_cast<S*>(p[9]),
+                    static_cast<S*>(p[10]), Dims{dm[0], dm[1], dm[2], dm[3], dm[4]}, nthreads);
+}
+
+template <typename S>
+void backward_api(void* const* p, const int64_t* st, const int64_t* dm, int softplus, int nthreads) {
+    scan_backward<S>(cseq<S>(p[0], st), cseq<S>(p[1], st + 3), static_cast<const S*>(p[2]), grp<S>(p[3], st + 21),
+                     grp<S>(p[4], st + 25), static_cast<const S*>(p[5]), cseq<S>(p[6], st + 6),
+                     static_cast<const S*>(p[7]), softplus != 0, static_cast<const S*>(p[8]), cseq<S>(p[9], st + 9),
+                     mseq<S>(p[10], st + 12), mseq<S>(p[11], st + 15), static_cast<S*>(p[12]), static_cast<S*>(p[13]),
+                     mseq<S>(p[14], st + 18), static_cast<S*>(p[15]), static_cast<S*>(p[16]), static_cast<S*>(p[17]),
+                     Dims{dm[0], dm[1], dm[2], dm[3], dm[4]}, nthreads);
+}
+
+}  // namespace
+
 extern "C" {
 
 int padm_scan_chunk() { return T; }
 
-// Optional inputs (D, z, delta_bias, last, ckpt) may be null.  dD_part, dbias_part: (batch, dim);
-// dB_buf, dC_buf: (nthreads, batch, groups, N, len), zero-initialised.
-#define PADM_SCAN_API(S, SUFFIX)                                                                           \
-    void padm_scan_fwd_##SUFFIX(const S* u, const S* delta, const S* A, const S* B, const S* C, const S* D, \
-                                const S* z, const S* bias, int softplus, S* out, S* last, S* ckpt,          \
-                                int64_t batch, int64_t dim, int64_t len, int64_t nstate, int64_t groups,    \
-                                int nthreads) {                                                             \
-        scan_forward<S>(u, delta, A, B, C, D, z, bias, softplus != 0, out, last, ckpt,                      \
-                        Dims{batch, dim, len, nstate, groups}, nthreads);                                   \
-    }                                                                                                      \
-    void padm_scan_bwd_##SUFFIX(const S* u, const S* delta, const S* A, const S* B, const S* C, const S* D, \
-                                const S* z, const S* bias, int softplus, const S* ckpt, const S* dout,      \
-                                S* du, S* ddelta, S* dA_part, S* dD_part, S* dz, S* dbias_part, S* dB_buf,  \
-                                S* dC_buf, int64_t batch, int64_t dim, int64_t len, int64_t nstate,         \
-                                int64_t groups, int nthreads) {                                             \
-        scan_backward<S>(u, delta, A, B, C, D, z, bias, softplus != 0, ckpt, dout, du, ddelta, dA_part,     \
-                         dD_part, dz, dbias_part, dB_buf, dC_buf, Dims{batch, dim, len, nstate, groups},    \
-                         nthreads);                                                                         \
-    }
-
-PADM_SCAN_API(float, f32)
-PADM_SCAN_API(double, f64)
+void padm_scan_fwd_f32(void* const* p, const int64_t* st, const int64_t* dm, int softplus, int nthreads) {
+    forward_api<float>(p, st, dm, softplus, nthreads);
+}
+void padm_scan_fwd_f64(void* const* p, const int64_t* st, const int64_t* dm, int softplus, int nthreads) {
+    forward_api<double>(p, st, dm, softplus, nthreads);
+}
+void padm_scan_bwd_f32(void* const* p, const int64_t* st, const int64_t* dm, int softplus, int nthreads) {
+    backward_api<float>(p, st, dm, softplus, nthreads);
+}
+void padm_scan_bwd_f64(void* const* p, const int64_t* st, const int64_t* dm, int softplus, int nthreads) {
+    backward_api<double>(p, st, dm, softplus, nthreads);
+}
 
 }  // extern "C"
