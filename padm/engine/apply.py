@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from padm.data.images import IMAGE_SUFFIXES, from_float, is_image_file, read_image, to_tensor, write_image
+from padm.data.images import IMAGE_SUFFIXES, is_image_file, read_image, to_pixels, to_tensor, write_image
 from padm.data.layouts import natural_key
 from padm.engine.infer import derain
 from padm.errors import UserError
@@ -82,13 +82,13 @@ def _save_stages(maps: dict[str, list[torch.Tensor]], folder: Path, bit_depth: i
             raw[f"{kind}_{k}"] = t[0].numpy().astype(np.float32)
     for kind in ("B", "R"):
         for k, t in enumerate(maps[kind]):
-            write_image(folder / f"{kind}_{k}.png", from_float(t[0].clamp(0, 1).permute(1, 2, 0).numpy(), bit_depth))
+            write_image(folder / f"{kind}_{k}.png", to_pixels(t[0], bit_depth))
     for kind in ("eta_B", "eta_R"):
         views = [t[0] if t.shape[1] == 3 else t[0].mean(0, keepdim=True).expand(3, -1, -1) for t in maps[kind]]
         top = max(float(v.max()) for v in views) or 1.0
         raw[f"{kind}_display_scale"] = np.float32(top)
         for k, v in enumerate(views):
-            write_image(folder / f"{kind}_{k}.png", from_float((v / top).permute(1, 2, 0).numpy(), 8))
+            write_image(folder / f"{kind}_{k}.png", to_pixels(v / top, 8))
     tmp = folder / ".stages.tmp.npz"
     np.savez_compressed(tmp, **raw)
     os.replace(tmp, folder / "stages.npz")
@@ -104,7 +104,7 @@ def run(model: nn.Module, jobs: list[Job], *, tile: int | None = None, overlap: 
         rainy = to_tensor(image.pixels)[None].to(device)
         result = derain(model, rainy, tile=tile, overlap=overlap, stages=stages, progress=progress)
         out = result["B"][-1].clamp(0, 1) if stages else result
-        write_image(job.dst, from_float(out[0].permute(1, 2, 0).numpy(), image.bit_depth))
+        write_image(job.dst, to_pixels(out[0], image.bit_depth))
         written.append(job.dst)
         if stages:
             _save_stages(result, job.dst.with_name(f"{job.dst.stem}_stages"), image.bit_depth)

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import attrs
 import numpy as np
-import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from padm.data.images import from_float, to_tensor, write_image
+from padm.data.images import to_pixels, to_tensor, write_image
 from padm.engine.infer import derain
 from padm.engine.metrics import score
 from padm.errors import UserError
@@ -121,15 +120,11 @@ def dataset_items(data: str | os.PathLike) -> Iterator[tuple[str, np.ndarray, np
         ds = open_paired(data)
         for i in range(len(ds)):
             item = ds[i]
-            yield item["name"], _pixels(item["rain"]), _pixels(item["clean"])
+            yield item["name"], to_pixels(item["rain"]), to_pixels(item["clean"])
         return
     for pair in find_pairs(data).pairs:
         rain, clean = load_pair(pair)
         yield pair.name, rain.pixels, clean.pixels
-
-
-def _pixels(t: torch.Tensor) -> np.ndarray:
-    return from_float(t.permute(1, 2, 0).numpy(), 8)
 
 
 def evaluate_model(model: nn.Module, data: str | os.PathLike, protocol: str = "uint8Y", *,
@@ -147,7 +142,7 @@ def evaluate_model(model: nn.Module, data: str | os.PathLike, protocol: str = "u
     for name, rain, clean in tqdm(items, desc="eval", unit="img", disable=not progress):
         depth = 16 if rain.dtype == np.uint16 else 8
         pred = derain(model, to_tensor(rain)[None].to(device), tile=tile, overlap=overlap)
-        pred_px = from_float(pred[0].permute(1, 2, 0).numpy(), depth)
+        pred_px = to_pixels(pred[0], depth)
         rows.append(score_pair(name, pred_px, clean, protocol))
         if save is not None:
             stem = Path(name).stem

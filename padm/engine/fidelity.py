@@ -31,7 +31,7 @@ class Uint8Images(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         pixels = to_8bit(read_image(self.paths[i]).pixels)
-        return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
+        return torch.from_numpy(pixels.copy()).permute(2, 0, 1).contiguous()
 
 
 def check_weights(weights: str | os.PathLike | None) -> Path:

@@ -8,7 +8,6 @@ import shutil
 import pytest
 import torch
 
-from padm.engine import checkpoint as ck
 from padm.engine.config import resolve_config
 from padm.engine.train import train
 from padm.errors import UserError
