@@ -124,6 +124,13 @@ def config_mismatch(a: PADMConfig, b: PADMConfig) -> list[str]:
     return [f"{k} {da[k]!r} != {db[k]!r}" for k in da if k not in _RUNTIME_FIELDS and da[k] != db[k]]
 
 
+def require_model(path: str | os.PathLike, ckpt: dict, expect: PADMConfig) -> None:
+    """:class:`UserError` unless the checkpoint's network has ``expect``'s architecture."""
+    diff = config_mismatch(PADMConfig.from_dict(ckpt["model_config"]), expect)
+    if diff:
+        raise UserError(f"{path}: checkpoint is for another model configuration ({'; '.join(diff)})")
+
+
 def create_model(config: PADMConfig) -> nn.Module:
     """A fresh network for ``config`` (one place that names the model class)."""
     from padm.unfolding.model import PADM
@@ -142,32 +149,21 @@ def load_weights(model: nn.Module, state: dict, path: str | os.PathLike) -> None
 
 
 def load_model(path: str | os.PathLike | None = None, *, expect: PADMConfig | None = None, use_ema: bool = True,
-               device: str | torch.device = "cpu", overrides: dict | None = None) -> tuple[nn.Module, dict]:
+               device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Network in eval mode from a padm or official checkpoint (``None``: the shipped default model).
 
     ``expect``: a config the checkpoint must match (e.g. a preset the user asked for); a different
-    architecture is a :class:`UserError`.  ``overrides``: runtime-only config fields to change
-    (``scan_backend``...).  EMA weights are used when present and ``use_ema``.  Returns
-    ``(model, checkpoint_dict)``.
+    architecture is a :class:`UserError`.  EMA weights are used when present and ``use_ema``.
+    Returns ``(model, checkpoint_dict)``.
     """
     if path is None:
         path = default_checkpoint_path()
         if not path.is_file():
             raise UserError(f"{path}: no default model shipped yet; pass --ckpt with a checkpoint")
     ckpt = read_checkpoint(path)
-    config = PADMConfig.from_dict(ckpt["model_config"])
     if expect is not None:
-        diff = config_mismatch(config, expect)
-        if diff:
-            raise UserError(f"{path}: checkpoint is for another model configuration ({'; '.join(diff)})")
-    if overrides:
-        bad = sorted(set(overrides) - set(_RUNTIME_FIELDS))
-        if bad:
-            raise ValueError(f"only runtime fields can be overridden on a trained model, not {bad}")
-        import attrs
-
-        config = attrs.evolve(config, **overrides)
-    model = create_model(config)
+        require_model(path, ckpt, expect)
+    model = create_model(PADMConfig.from_dict(ckpt["model_config"]))
     state = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
     load_weights(model, state, path)
     return model.to(device).eval(), ckpt
@@ -197,5 +193,5 @@ def prune_checkpoints(folder: Path, keep_last: int) -> None:
 
 
 __all__ = ["FORMAT", "VERSION", "default_checkpoint_path", "atomic_save", "make_checkpoint", "read_checkpoint",
-           "config_mismatch", "create_model", "load_weights", "load_model", "checkpoint_step",
+           "config_mismatch", "require_model", "create_model", "load_weights", "load_model", "checkpoint_step",
            "latest_checkpoint", "prune_checkpoints"]

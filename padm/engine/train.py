@@ -41,7 +41,6 @@ from padm.engine.metrics import score
 from padm.engine.runlog import RunLog
 from padm.engine.schedule import lr_at
 from padm.errors import UserError
-from padm.unfolding.config import PADMConfig
 
 
 # ----------------------------------------------------------------------------------------- processes
@@ -227,15 +226,11 @@ def _train(cfg: TrainConfig, d: Dist, resume) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     model = ckpt_io.create_model(cfg.model).to(d.device)
     if state is not None:
-        diff = ckpt_io.config_mismatch(PADMConfig.from_dict(state["model_config"]), cfg.model)
-        if diff:
-            raise UserError(f"{resume}: checkpoint is for another model configuration ({'; '.join(diff)})")
+        ckpt_io.require_model(resume, state, cfg.model)
         ckpt_io.load_weights(model, state["model"], resume)
     elif cfg.init_from:
         init = ckpt_io.read_checkpoint(cfg.init_from)
-        diff = ckpt_io.config_mismatch(PADMConfig.from_dict(init["model_config"]), cfg.model)
-        if diff:
-            raise UserError(f"{cfg.init_from}: checkpoint is for another model configuration ({'; '.join(diff)})")
+        ckpt_io.require_model(cfg.init_from, init, cfg.model)
         ckpt_io.load_weights(model, init["ema"] if init.get("ema") else init["model"], cfg.init_from)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
     if ema is not None and state is not None and state.get("ema") is not None:
