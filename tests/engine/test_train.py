@@ -105,3 +105,10 @@ def test_log_survives_a_line_cut_by_a_kill(tmp_path):
     assert [r["step"] for r in log.records()] == [1, 2]
     assert (tmp_path / "train.csv").read_text().splitlines()[1:] == ["1,1.0", "2,0.5"]
     assert log.plot() is not None
+
+
+def test_worker_processes_do_not_change_the_batches(standin, pairs_dir, tmp_path):
+    a, b = tmp_path / "w0", tmp_path / "w2"
+    train(_cfg(pairs_dir, a, iterations=3, val_data=None, num_workers=0))
+    train(_cfg(pairs_dir, b, iterations=3, val_data=None, num_workers=2))
+    assert _losses(a) == _losses(b)
