@@ -21,6 +21,7 @@ _COMMANDS = {
     "eval": "padm.engine.cli:evaluate",
     "derain": "padm.engine.cli:derain",
     "explain": "padm.engine.cli:explain",
+    "demo": "padm.engine.demo:demo",
 }
 
 

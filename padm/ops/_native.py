@@ -24,7 +24,7 @@ import threading
 import warnings
 from pathlib import Path
 
-_SOURCE = Path(__file__).with_name("csrc") / "selective_scan.cpp"
+_SOURCE = Path(__file__).with_name("csrc") / "selective_scan.cpp"  # the scan and the causal conv1d
 _FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-Wno-psabi", "-std=c++17", "-shared", "-fPIC", "-pthread"]
 
 _lock = threading.Lock()
@@ -85,6 +85,14 @@ def _declare(lib: ctypes.CDLL) -> None:
         fn.argtypes = args
         fn.restype = None
     lib.padm_scan_chunk.restype = ctypes.c_int
+    p, i64p, i32 = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64), ctypes.c_int
+    for suffix in ("f32", "f64"):
+        fwd = getattr(lib, f"padm_conv_fwd_{suffix}")
+        fwd.argtypes = [p, i64p, p, p, p, i32, i64p, i32]
+        fwd.restype = None
+        bwd = getattr(lib, f"padm_conv_bwd_{suffix}")
+        bwd.argtypes = [p, i64p, p, p, p, i64p, i32, p, p, p, i64p, i32]
+        bwd.restype = None
 
 
 def load() -> ctypes.CDLL | None:

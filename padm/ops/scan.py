@@ -392,12 +392,59 @@ def causal_conv1d_ref(x: Tensor, weight: Tensor, bias: Tensor | None = None, act
     return F.silu(y) if activation in ("silu", "swish") else y
 
 
+def _i64(values) -> ctypes.Array:
+    values = list(values)
+    return (ctypes.c_int64 * len(values))(*values)
+
+
+class _CausalConv1dCPUFunction(torch.autograd.Function):
+    """Fused causal depthwise conv1d (+ SiLU) on channel-last activations, with its own backward.
+
+    ``xl``: (batch, L, D) view with unit channel stride; ``wT``: (K, D) contiguous.  Returns (batch, L, D).
+    """
+
+    @staticmethod
+    def forward(ctx, xl, wT, bias, silu: bool):
+        batch, length, dim = xl.shape
+        k = wT.shape[0]
+        out = xl.new_empty(batch, length, dim)
+        suffix = "f64" if xl.dtype == torch.float64 else "f32"
+        getattr(_native.load(), f"padm_conv_fwd_{suffix}")(
+            xl.data_ptr(), _i64(xl.stride()), wT.data_ptr(), _ptr(bias), out.data_ptr(), int(silu),
+            _i64((batch, length, dim, k)), torch.get_num_threads(),
+        )
+        ctx.save_for_backward(xl, wT, bias)
+        ctx.silu = silu
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        xl, wT, bias = ctx.saved_tensors
+        batch, length, dim = xl.shape
+        k = wT.shape[0]
+        dout = _dense(dout)
+        threads = torch.get_num_threads()
+        dx = xl.new_empty(batch, length, dim)
+        dw_buf = xl.new_zeros(threads, k, dim)
+        db_buf = xl.new_zeros(threads, dim)
+        suffix = "f64" if xl.dtype == torch.float64 else "f32"
+        getattr(_native.load(), f"padm_conv_bwd_{suffix}")(
+            xl.data_ptr(), _i64(xl.stride()), wT.data_ptr(), _ptr(bias), dout.data_ptr(), _i64(dout.stride()),
+            int(ctx.silu), dx.data_ptr(), dw_buf.data_ptr(), db_buf.data_ptr(), _i64((batch, length, dim, k)), threads,
+        )
+        return dx, dw_buf.sum(0), db_buf.sum(0) if bias is not None else None, None
+
+
+def _ptr(t: Tensor | None):
+    return t.data_ptr() if t is not None else None
+
+
 def causal_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, activation: str | None = None) -> Tensor:
-    """Causal depthwise conv1d: causal-conv1d's CUDA kernel when present, else PyTorch.
+    """Causal depthwise conv1d: causal-conv1d's CUDA kernel, the fused CPU kernel, or ``F.conv1d``.
 
     x: (batch, D, L), any strides; weight: (D, K) or (D, 1, K); returns (batch, D, L).  A channel-last
-    input (``x.stride(1) == 1``, a transposed (batch, L, D) tensor, as the Mamba block passes) is
-    computed in that layout and returned as the same kind of view, without copies.
+    input (``x.stride(1) == 1``, a transposed (batch, L, D) tensor, as the Mamba block passes) goes to
+    the fused CPU kernel and comes back as the same kind of view, without copies.
     """
     if activation not in (None, "silu", "swish"):
         raise ValueError(f"activation must be None or 'silu', got {activation!r}")
@@ -407,16 +454,12 @@ def causal_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, activat
         _probe_cuda_kernels()
         if _causal_conv1d_fn is not None:
             return _causal_conv1d_fn(x.contiguous(), w, bias, activation=activation)
-    if x.stride(1) == 1 and x.shape[1] > 1:  # channel-last: K shifted multiply-adds over (batch, L, D)
-        xl = F.pad(x.transpose(1, 2), (0, 0, k - 1, 0))  # (batch, L + K - 1, D), zeros in the past
-        y = xl[:, :length] * w[:, 0]
-        for i in range(1, k):
-            y = torch.addcmul(y, xl[:, i : i + length], w[:, i])
-        if bias is not None:
-            y = y + bias
-        y = y.transpose(1, 2)  # (batch, D, L) view
-    else:
-        y = F.conv1d(x, w.unsqueeze(1), bias, padding=k - 1, groups=x.shape[1])[..., :length]
+    elif x.stride(1) == 1 and x.dtype in (torch.float32, torch.float64) and _native.available():
+        xl = x.transpose(1, 2)  # (batch, L, D), unit channel stride
+        wT = w.t().to(x.dtype).contiguous()  # (K, D)
+        b = bias.to(x.dtype).contiguous() if bias is not None else None
+        return _CausalConv1dCPUFunction.apply(_dense(xl), wT, b, activation is not None).transpose(1, 2)
+    y = F.conv1d(x, w.unsqueeze(1), bias, padding=k - 1, groups=x.shape[1])[..., :length]
     return F.silu(y) if activation is not None else y
 
 

@@ -238,3 +238,44 @@ def test_causal_conv1d_matches_definition(device, k, activation):
     x2 = x.clone()
     x2[..., 20:] += 1
     assert torch.equal(S.causal_conv1d(x2, w, b, activation)[..., :20], out[..., :20])
+
+
+@pytest.mark.skipif(not _native.available(), reason="fused kernel could not be built")
+@pytest.mark.parametrize("length", [1, 5, 255, 256, 600])
+@pytest.mark.parametrize("activation", [None, "silu"])
+def test_fused_causal_conv1d_channel_last(length, activation):
+    """Channel-last input (the Mamba block's layout) takes the fused kernel: values and gradients."""
+    torch.manual_seed(0)
+    xz = torch.randn(2, length, 42, dtype=torch.float64, requires_grad=True)  # a (b, L, 2D) projection
+    w = torch.randn(21, 4, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(21, dtype=torch.float64, requires_grad=True)
+    x = xz[..., :21].transpose(1, 2)  # (b, D, L) view, channel stride 1
+    out = S.causal_conv1d(x, w, b, activation)
+    ref = S.causal_conv1d_ref(x, w, b, activation)
+    assert out.shape == ref.shape and out.stride(1) == 1
+    assert rel_err(out, ref) < 1e-12
+    g = torch.randn_like(ref)
+    grads = torch.autograd.grad(out, (xz, w, b), g)
+    grads_ref = torch.autograd.grad(ref, (xz, w, b), g)
+    for a, r in zip(grads, grads_ref):
+        assert rel_err(a, r) < 1e-12
+
+
+@pytest.mark.skipif(not _native.available(), reason="fused kernel could not be built")
+def test_fused_causal_conv1d_gradcheck_and_threads():
+    xl = torch.randn(3, 300, 19, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(19, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(19, dtype=torch.float64, requires_grad=True)
+    fn = lambda a, ww, bb: S.causal_conv1d(a.transpose(1, 2), ww, bb, "silu")  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (xl, w, b), fast_mode=True)
+    prev = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            out = fn(xl, w, b)
+            results.append([out, *torch.autograd.grad(out.square().sum(), (xl, w, b))])
+    finally:
+        torch.set_num_threads(prev)
+    for a, c in zip(*results):
+        assert rel_err(a, c) < 1e-12

@@ -399,6 +399,116 @@ void scan_backward(Seq<const S> u, Seq<const S> delta, const S* A, Grp<S> B, Grp
     });
 }
 
+
+// ------------------------------------------------------------------------------------------------------
+// Causal depthwise conv1d (+ optional SiLU) over channel-last (batch, len, E) activations:
+//     pre_t[e] = bias[e] + sum_k w[k][e] x_{t-K+1+k}[e]   (x = 0 before t = 0),   out_t = silu(pre_t) or pre_t
+// Backward, with g_t = dout_t silu'(pre_t) (pre_t recomputed):
+//     dx_t[e] = sum_k w[k][e] g_{t+K-1-k}[e],   dw[k][e] += g_t[e] x_{t-K+1+k}[e],   dbias[e] += g_t[e]
+// Tasks are chunks of CT time steps of one batch element; every loop runs over 16 channels at a time.
+
+constexpr int CT = 256;  // time steps per conv task
+
+template <typename S, typename V>
+inline V load_lanes(const S* p, int64_t stride, int64_t n) {
+    V v = V{};
+    if (stride == 1 && n == W) {
+        std::memcpy(&v, p, sizeof(V));
+    } else {
+        for (int64_t j = 0; j < n; ++j) v[j] = p[j * stride];
+    }
+    return v;
+}
+
+template <typename S, typename V>
+inline void store_lanes(S* p, V v, int64_t n) {
+    if (n == W) {
+        std::memcpy(p, &v, sizeof(V));
+    } else {
+        for (int64_t j = 0; j < n; ++j) p[j] = v[j];
+    }
+}
+
+template <typename V>
+inline V silu_grad(V pre) {  // d/dx x sigmoid(x) = s (1 + x (1 - s))
+    const V sg = vsigmoid(pre);
+    return sg * (1 + pre * (1 - sg));
+}
+
+// pre-activation of step t for lanes e0 .. e0 + n - 1
+template <typename S, typename V>
+inline V conv_pre(const S* x, int64_t sl, int64_t se, const S* wT, const S* bias, int64_t E, int64_t K, int64_t t,
+                  int64_t e0, int64_t n) {
+    V acc = bias ? load_lanes<S, V>(bias + e0, 1, n) : V{};
+    for (int64_t k = 0; k < K; ++k) {
+        const int64_t ts = t - K + 1 + k;
+        if (ts >= 0) acc += load_lanes<S, V>(wT + k * E + e0, 1, n) * load_lanes<S, V>(x + ts * sl + e0 * se, se, n);
+    }
+    return acc;
+}
+
+template <typename S>
+void conv_forward(const S* x, int64_t sb, int64_t sl, int64_t se, const S* wT, const S* bias, S* out, bool silu,
+                  int64_t batch, int64_t len, int64_t E, int64_t K, int nthreads) {
+    using V = typename Lanes<S>::V;
+    const int64_t chunks = (len + CT - 1) / CT;
+    parallel_tasks(batch * chunks, nthreads, [&](int, int64_t i) {
+        const int64_t b = i / chunks, t0 = (i % chunks) * CT, t1 = std::min(len, t0 + CT);
+        const S* xb = x + b * sb;
+        S* ob = out + b * len * E;
+        for (int64_t t = t0; t < t1; ++t)
+            for (int64_t e0 = 0; e0 < E; e0 += W) {
+                const int64_t n = std::min<int64_t>(W, E - e0);
+                V v = conv_pre<S, V>(xb, sl, se, wT, bias, E, K, t, e0, n);
+                if (silu) v = v * vsigmoid(v);
+                store_lanes(ob + t * E + e0, v, n);
+            }
+    });
+}
+
+template <typename S>
+void conv_backward(const S* x, int64_t sb, int64_t sl, int64_t se, const S* wT, const S* bias, const S* dout,
+                   int64_t db_, int64_t dl_, int64_t de_, bool silu, S* dx, S* dw_buf, S* dbias_buf, int64_t batch,
+                   int64_t len, int64_t E, int64_t K, int nthreads) {
+    using V = typename Lanes<S>::V;
+    const int64_t chunks = (len + CT - 1) / CT;
+    parallel_tasks(batch * chunks, nthreads, [&](int tid, int64_t i) {
+        const int64_t b = i / chunks, t0 = (i % chunks) * CT, t1 = std::min(len, t0 + CT);
+        const int64_t t2 = std::min(len, t1 + K - 1);  // g is needed up to t1 + K - 2
+        const S* xb = x + b * sb;
+        const S* gb = dout + b * db_;
+        S* dxb = dx + b * len * E;
+        S* dw = dw_buf + tid * K * E;
+        S* dbias = dbias_buf + tid * E;
+        std::vector<S> g((t2 - t0) * E);
+        for (int64_t t = t0; t < t2; ++t)  // g_t = dout_t silu'(pre_t)
+            for (int64_t e0 = 0; e0 < E; e0 += W) {
+                const int64_t n = std::min<int64_t>(W, E - e0);
+                V gt = load_lanes<S, V>(gb + t * dl_ + e0 * de_, de_, n);
+                if (silu) gt *= silu_grad(conv_pre<S, V>(xb, sl, se, wT, bias, E, K, t, e0, n));
+                store_lanes(&g[(t - t0) * E + e0], gt, n);
+            }
+        for (int64_t t = t0; t < t1; ++t)
+            for (int64_t e0 = 0; e0 < E; e0 += W) {
+                const int64_t n = std::min<int64_t>(W, E - e0);
+                const V gt = load_lanes<S, V>(&g[(t - t0) * E + e0], 1, n);
+                V acc = V{};
+                for (int64_t k = 0; k < K; ++k) {
+                    const int64_t tf = t + K - 1 - k;  // the output step that read x_t through tap k
+                    if (tf < len)
+                        acc += load_lanes<S, V>(wT + k * E + e0, 1, n) * load_lanes<S, V>(&g[(tf - t0) * E + e0], 1, n);
+                    const int64_t ts = t - K + 1 + k;  // the input step tap k read for output t
+                    if (ts >= 0) {
+                        const V xs = load_lanes<S, V>(xb + ts * sl + e0 * se, se, n);
+                        store_lanes(dw + k * E + e0, load_lanes<S, V>(dw + k * E + e0, 1, n) + gt * xs, n);
+                    }
+                }
+                store_lanes(dxb + t * E + e0, acc, n);
+                store_lanes(dbias + e0, load_lanes<S, V>(dbias + e0, 1, n) + gt, n);
+            }
+    });
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------------------------------------------
@@ -461,5 +571,23 @@ void padm_scan_bwd_f32(void* const* p, const int64_t* st, const int64_t* dm, int
 void padm_scan_bwd_f64(void* const* p, const int64_t* st, const int64_t* dm, int softplus, int nthreads) {
     backward_api<double>(p, st, dm, softplus, nthreads);
 }
+
+// Causal conv1d on channel-last activations.  x: strided (batch, len, E) with strides xs[0..2];
+// wT: (K, E) contiguous; bias may be null; out, dx: contiguous (batch, len, E); dout: strided, strides gs;
+// dw_buf: zeroed (nthreads, K, E); dbias_buf: zeroed (nthreads, E).  dm = (batch, len, E, K).
+#define PADM_CONV_API(S, SUFFIX)                                                                           \
+    void padm_conv_fwd_##SUFFIX(const S* x, const int64_t* xs, const S* wT, const S* bias, S* out, int silu,  \
+                                const int64_t* dm, int nthreads) {                                          \
+        conv_forward<S>(x, xs[0], xs[1], xs[2], wT, bias, out, silu != 0, dm[0], dm[1], dm[2], dm[3], nthreads); \
+    }                                                                                                      \
+    void padm_conv_bwd_##SUFFIX(const S* x, const int64_t* xs, const S* wT, const S* bias, const S* dout,     \
+                                const int64_t* gs, int silu, S* dx, S* dw_buf, S* dbias_buf, const int64_t* dm, \
+                                int nthreads) {                                                             \
+        conv_backward<S>(x, xs[0], xs[1], xs[2], wT, bias, dout, gs[0], gs[1], gs[2], silu != 0, dx, dw_buf,    \
+                         dbias_buf, dm[0], dm[1], dm[2], dm[3], nthreads);                                  \
+    }
+
+PADM_CONV_API(float, f32)
+PADM_CONV_API(double, f64)
 
 }  // extern "C"
