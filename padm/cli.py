@@ -20,7 +20,7 @@ _COMMANDS = {
     "train": "padm.engine.cli:train",
     "eval": "padm.engine.cli:evaluate",
     "derain": "padm.engine.cli:derain",
-    "explain": "padm.engine.cli:explain",
+    "explain": "padm.engine.explain:explain",
     "demo": "padm.engine.demo:demo",
 }
 
