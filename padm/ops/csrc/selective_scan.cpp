@@ -60,14 +60,16 @@ using VIF = Lanes<float>::I;
 using VD = Lanes<double>::V;
 
 // exp(x) on 16 floats: Cody-Waite range reduction x = k ln2 + r (|r| <= ln2/2), a degree-6 polynomial
-// for e^r, and 2^k assembled in the exponent bits.  About 1 ulp over the clamped range.
+// for e^r, and 2^k assembled in the exponent bits.  k = round(x / ln2) comes from adding 1.5 * 2^23:
+// the sum's low mantissa bits then hold k itself, so no float/int conversions are needed.
+// About 1 ulp over the clamped range.
 inline VF vexp(VF x) {
     const VF lo = VF{} - 87.3f, hi = VF{} + 88.7f;
     x = x < lo ? lo : x;
     x = x > hi ? hi : x;
-    const VF t = x * 1.44269504088896341f + 0.5f;
-    VF k = __builtin_convertvector(__builtin_convertvector(t, VIF), VF);  // trunc(t)
-    k = k + __builtin_convertvector(k > t, VF);                          // floor(t): the mask is -1 where trunc > t
+    const float magic = 12582912.0f;  // 1.5 * 2^23
+    const VF t = x * 1.44269504088896341f + magic;
+    const VF k = t - magic;  // round(x / ln2) as a float
     VF r = x - k * 0.693359375f;
     r = r - k * (-2.12194440e-4f);
     VF p = VF{} + 1.9875691500e-4f;
@@ -77,7 +79,8 @@ inline VF vexp(VF x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    const VIF bits = (__builtin_convertvector(k, VIF) + 127) << 23;
+    // bits of t = bits of magic + k (|k| < 2^22), so (bits(t) - bits(magic) + 127) << 23 is 2^k
+    const VIF bits = (reinterpret_cast<const VIF&>(t) - 0x4B400000 + 127) << 23;
     return p * reinterpret_cast<const VF&>(bits);
 }
 
