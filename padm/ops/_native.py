@@ -24,7 +24,7 @@ import threading
 import warnings
 from pathlib import Path
 
-_SOURCE = Path(__file__).with_name("csrc") / "selective_scan.cpp"  # the scan and the causal conv1d
+_SOURCE = Path(__file__).with_name("csrc") / "selective_scan.cpp"  # scan, causal conv1d, gated dw conv
 _FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-Wno-psabi", "-std=c++17", "-shared", "-fPIC", "-pthread"]
 
 _lock = threading.Lock()
@@ -93,6 +93,9 @@ def _declare(lib: ctypes.CDLL) -> None:
         bwd = getattr(lib, f"padm_conv_bwd_{suffix}")
         bwd.argtypes = [p, i64p, p, p, p, i64p, i32, p, p, p, i64p, i32]
         bwd.restype = None
+        gated = getattr(lib, f"padm_gated_dw_{suffix}")
+        gated.argtypes = [p, p, p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, i32]
+        gated.restype = None
 
 
 def load() -> ctypes.CDLL | None:

@@ -29,6 +29,7 @@ from einops import rearrange
 from torch import Tensor
 
 from padm.ops.fourier import amplitude_phase_fuse
+from padm.ops.gated import gated_dwconv
 from padm.ops.scan import causal_conv1d, selective_scan
 
 
@@ -118,8 +119,7 @@ class GatedFFN(nn.Module):
         self.project_out = nn.Conv2d(hidden, c, 1, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        a, b = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-        return self.project_out(F.gelu(a) * b)
+        return self.project_out(gated_dwconv(self.project_in(x), self.dwconv.weight))  # GELU(a)·b
 
 
 class GDRSS(nn.Module):
