@@ -16,6 +16,7 @@ import attrs
 import click
 import numpy as np
 
+from padm.engine.figures import pyplot, save_figure
 from padm.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,8 +58,6 @@ def find_samples(root: Path) -> list[Sample]:
 def run_demo(samples_dir: Path, out_dir: Path, ckpt: str | None = None, *, figure: bool = True,
              log=print) -> list[DemoResult]:
     """Derain every sample into ``out_dir``; returns per-image timings and scores."""
-    import torch
-
     from padm.data.images import read_image, to_float, to_pixels, to_tensor, write_image
     from padm.engine.checkpoint import load_model
     from padm.engine.infer import derain
@@ -95,12 +94,7 @@ def run_demo(samples_dir: Path, out_dir: Path, ckpt: str | None = None, *, figur
 
 def side_by_side(rows, path: Path) -> None:
     """One figure: a row per image, columns rainy | derained | clean (blank where unknown)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(rows), 3, figsize=(9, 2.1 * len(rows)), squeeze=False)
+    fig, axes = pyplot().subplots(len(rows), 3, figsize=(9, 2.1 * len(rows)), squeeze=False)
     for r, (rainy, derained, clean, name) in enumerate(rows):
         for c, (img, title) in enumerate(((rainy, "rainy"), (derained, "derained"), (clean, "clean"))):
             ax = axes[r, c]
@@ -113,11 +107,7 @@ def side_by_side(rows, path: Path) -> None:
                 ax.set_title(title, fontsize=10)
         axes[r, 0].text(-0.02, 0.5, name, transform=axes[r, 0].transAxes, rotation=90, ha="right", va="center",
                         fontsize=7)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=80)
 
 
 @click.command()

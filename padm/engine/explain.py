@@ -15,18 +15,14 @@ import click
 import numpy as np
 import torch
 
+from padm.engine.figures import pyplot, save_figure
 from padm.errors import UserError
 
 
 def stage_figure(rainy: np.ndarray, maps: dict[str, list[torch.Tensor]], path: Path, title: str = "") -> None:
     """Write the per-stage figure.  ``rainy``: (H, W, 3) in [0, 1]; ``maps``: lists of (1, C, H, W)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     stages = len(maps["B"])
-    fig, axes = plt.subplots(stages + 1, 4, figsize=(12, 2.6 * (stages + 1)), squeeze=False)
+    fig, axes = pyplot().subplots(stages + 1, 4, figsize=(12, 2.6 * (stages + 1)), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     axes[0, 0].imshow(rainy)
@@ -49,11 +45,7 @@ def stage_figure(rainy: np.ndarray, maps: dict[str, list[torch.Tensor]], path: P
             im = ax.imshow(m, cmap="magma")
             ax.set_title(f"{name}: {label}", fontsize=9)
             fig.colorbar(im, ax=ax, fraction=0.035, pad=0.02)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=90)
 
 
 @click.command()

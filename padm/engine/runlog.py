@@ -8,9 +8,10 @@ import csv
 import json
 import math
 import os
-import warnings
 from pathlib import Path
 from typing import Any
+
+from padm.engine.figures import pyplot, save_figure
 
 
 class RunLog:
@@ -90,13 +91,8 @@ class RunLog:
         val = [(r["step"], r["psnr"]) for r in records if r.get("kind") == "val" and r.get("psnr") is not None]
         if not train and not val:
             return None
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         path = Path(path) if path else self.dir / "curves.png"
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        fig, axes = pyplot().subplots(1, 2, figsize=(11, 4))
         if train:
             axes[0].plot(*zip(*train), lw=1)
             if all(v > 0 for _, v in train):
@@ -107,14 +103,7 @@ class RunLog:
         axes[1].set(title="validation PSNR", xlabel="step", ylabel="PSNR (dB)")
         for ax in axes:
             ax.grid(alpha=0.3)
-        fig.tight_layout()
-        tmp = path.with_name(f".{path.stem}.tmp.png")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fig.savefig(tmp, dpi=100)
-        plt.close(fig)
-        os.replace(tmp, path)
-        return path
+        return save_figure(fig, path, dpi=100)
 
 
 def _plain(v: Any) -> Any:

@@ -53,7 +53,7 @@ def test_jorder_rain_prefix_and_x2_subfolder(tmp_path):
 
 
 def test_restormer_input_target(tmp_path):
-    pixels = write_pairs(tmp_path / "input", tmp_path / "target", 3, ext="jpg")
+    write_pairs(tmp_path / "input", tmp_path / "target", 3, ext="jpg")
     pl = find_pairs(tmp_path)
     assert pl.layout == "restormer" and len(pl) == 3
     assert pl.pairs[0].rain_path.parent.name == "input"

@@ -1,0 +1,30 @@
+"""Headless matplotlib and atomic figure writing, shared by the demo, ``padm explain`` and run logs."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Write ``fig`` to a temporary PNG beside ``path`` and rename it: no half-written figures."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.tight_layout()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fig.savefig(tmp, dpi=dpi)
+    pyplot().close(fig)
+    os.replace(tmp, path)
+    return path
