@@ -1,0 +1,59 @@
+"""Ship a training run as the default model: ``checkpoints/default.pt`` plus the run's record.
+
+    python scripts/export_default.py runs/rain100l_small
+
+Writes
+  checkpoints/default.pt                  weights only (EMA when present) + network config + provenance
+  checkpoints/rain100l_small/resume.pt    the run's newest full checkpoint: `padm train --resume` it
+  checkpoints/rain100l_small/{config.yaml, log.jsonl, train.csv, val.csv, curves.png}
+and refuses any file over 20 MB.  The default model is the newest step's weights (not the best-scoring
+one), so its validation score is the last logged one.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+import torch
+
+from padm.engine.checkpoint import atomic_save, latest_checkpoint, make_checkpoint, read_checkpoint
+from padm.engine.runlog import RunLog
+from padm.unfolding.config import PADMConfig
+
+REPO = Path(__file__).resolve().parents[1]
+LIMIT = 20 * 1000 * 1000
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--name", default="rain100l_small", show_default=True, help="folder under checkpoints/")
+def main(run_dir: Path, name: str) -> None:
+    ckpt_path = latest_checkpoint(run_dir)
+    if ckpt_path is None:
+        raise click.ClickException(f"{run_dir}: no checkpoints yet")
+    ckpt = read_checkpoint(ckpt_path)
+    weights = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
+    shipped = make_checkpoint(PADMConfig.from_dict(ckpt["model_config"]), weights, step=ckpt["step"],
+                              train_config=ckpt.get("train_config"), best=ckpt.get("best"))
+    out = REPO / "checkpoints"
+    record = out / name
+    record.mkdir(parents=True, exist_ok=True)
+    atomic_save(shipped, out / "default.pt")
+    shutil.copyfile(ckpt_path, record / ".resume.pt.tmp")
+    (record / ".resume.pt.tmp").replace(record / "resume.pt")
+    for f in ("config.yaml", "log.jsonl", "train.csv", "val.csv"):
+        if (run_dir / f).is_file():
+            shutil.copyfile(run_dir / f, record / f)
+    RunLog(run_dir, tensorboard=False).plot(record / "curves.png")
+    for f in [out / "default.pt", *record.iterdir()]:
+        if f.stat().st_size > LIMIT:
+            raise click.ClickException(f"{f} is {f.stat().st_size / 1e6:.1f} MB, over the 20 MB limit")
+    torch.load(out / "default.pt", map_location="cpu", weights_only=True)  # loads safely
+    click.echo(f"shipped step {ckpt['step']} of {run_dir} ({'EMA' if ckpt.get('ema') is not None else 'raw'} weights)"
+               f" -> {out / 'default.pt'}; record in {record}")
+
+
+if __name__ == "__main__":
+    main()
