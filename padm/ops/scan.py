@@ -343,10 +343,16 @@ def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     return (out, last.to(dtype_in)) if return_last_state else out
 
 
+_KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
 def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                         return_last_state=False):
-    """mamba-ssm's CUDA kernel for GPU tensors when installed, else the ``parallel`` PyTorch scan."""
-    if u.is_cuda and mamba_kernel_available():
+    """mamba-ssm's CUDA kernel for GPU tensors when installed, else the ``parallel`` PyTorch scan.
+
+    The kernel handles float32/float16/bfloat16; float64 (gradchecks, golden tests) takes ``parallel``.
+    """
+    if u.is_cuda and u.dtype in _KERNEL_DTYPES and mamba_kernel_available():
         return _mamba_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     return selective_scan_parallel(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
 
@@ -452,7 +458,7 @@ def causal_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, activat
     k, length = w.shape[-1], x.shape[-1]
     if x.is_cuda:
         _probe_cuda_kernels()
-        if _causal_conv1d_fn is not None:
+        if _causal_conv1d_fn is not None and x.dtype in _KERNEL_DTYPES:
             return _causal_conv1d_fn(x.contiguous(), w, bias, activation=activation)
     elif x.stride(1) == 1 and x.dtype in (torch.float32, torch.float64) and _native.available():
         xl = x.transpose(1, 2)  # (batch, L, D), unit channel stride
