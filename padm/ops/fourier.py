@@ -36,17 +36,21 @@ def amplitude_phase_fuse(amp_source: Tensor, phase_source: Tensor, amp_map: Map 
     Both inputs are (N, C, H, W) of the same shape; ``amp_map``/``phase_map`` act on the (N, C, H, W//2+1)
     half spectra (identity when omitted).  Returns the real (N, C, H, W) image of the fused spectrum.
     With identity maps and one source for both, it returns that source (up to rounding).
+    The FFTs run in at least float32 (there is no bfloat16 FFT, and half precision loses the
+    spectrum); the result comes back in the input's dtype, so the fusion also works under autocast.
     """
     if amp_source.shape != phase_source.shape:
         raise ValueError(f"sources differ in shape: {tuple(amp_source.shape)} vs {tuple(phase_source.shape)}")
     h, w = amp_source.shape[-2:]
-    amp = torch.fft.rfft2(amp_source, norm="backward").abs()  # (N, C, H, W//2+1)
-    pha = torch.fft.rfft2(phase_source, norm="backward").angle()  # (N, C, H, W//2+1)
-    amp = (amp_map or _identity)(amp)
-    pha = (phase_map or _identity)(pha)
+    dtype = amp_source.dtype
+    work = torch.promote_types(dtype, torch.float32)
+    amp = torch.fft.rfft2(amp_source.to(work), norm="backward").abs()  # (N, C, H, W//2+1)
+    pha = torch.fft.rfft2(phase_source.to(work), norm="backward").angle()  # (N, C, H, W//2+1)
+    amp = (amp_map or _identity)(amp).to(work)  # the maps may run in lower precision under autocast
+    pha = (phase_map or _identity)(pha).to(work)
     # A e^{iΦ}, written out: the learned amplitude may be negative, which torch.polar does not allow
     spectrum = torch.complex(amp * torch.cos(pha), amp * torch.sin(pha))
-    return torch.fft.irfft2(spectrum, s=(h, w), norm="backward")  # (N, C, H, W)
+    return torch.fft.irfft2(spectrum, s=(h, w), norm="backward").to(dtype)  # (N, C, H, W)
 
 
 __all__ = ["amplitude_phase_fuse"]

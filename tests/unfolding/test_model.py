@@ -13,7 +13,7 @@ from padm.unfolding.model import PADM, DerainState, count_parameters, derain_sta
 TINY = PADMConfig(n_feat=4, stages=1, depth=2, d_state=4)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def tiny_model():
     torch.manual_seed(0)
     return PADM(TINY).eval()
@@ -40,12 +40,29 @@ def test_official_padding_on_small_images():
     assert out.B[-1].shape == (1, 3, 7, 4)
 
 
-def test_batch_elements_are_independent(tiny_model):
-    x = torch.rand(3, 3, 13, 11)
+def test_batch_elements_are_independent(tiny_model, device):
+    tiny_model.to(device)
+    x = torch.rand(3, 3, 13, 11, device=device)
     with torch.no_grad():
         batched = tiny_model(x).B[-1]
         single = tiny_model(x[1:2]).B[-1]
     assert torch.allclose(batched[1:2], single, atol=1e-5)
+
+
+def test_bfloat16_autocast(tiny_model, device):
+    """Training on CUDA runs under bfloat16 autocast by default: the whole network, the Fourier fusion
+    included (there is no bfloat16 FFT), must run forward and backward and stay close to float32."""
+    tiny_model.to(device)
+    x = torch.rand(2, 3, 21, 18, device=device)
+    with torch.no_grad():
+        ref = tiny_model(x).B[-1]
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        out = tiny_model(x)
+    assert (out.B[-1].float() - ref).abs().max().item() < 0.05
+    loss = sum(b.float().abs().mean() + r.float().abs().mean() for b, r in zip(out.B, out.R))
+    loss.backward()
+    grads = [p.grad for p in tiny_model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
 
 
 @pytest.mark.parametrize(

@@ -78,6 +78,16 @@ def test_fourier_fusion_definition():
         amplitude_phase_fuse(a, b[..., :5])
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_fourier_fusion_low_precision(device, dtype):
+    """No bfloat16 FFT exists: the fusion computes in float32 and returns the input's dtype."""
+    a, b = torch.randn(2, 2, 3, 7, 10, device=device)
+    out = amplitude_phase_fuse(a.to(dtype), b.to(dtype))
+    assert out.dtype == dtype
+    expected = amplitude_phase_fuse(a.to(dtype).float(), b.to(dtype).float())
+    assert torch.allclose(out.float(), expected, atol=0.05)
+
+
 @pytest.mark.parametrize("h,w,m", [(1, 1, 32), (1, 5, 8), (5, 7, 32), (37, 53, 32), (8, 8, 8), (3, 2, 4)])
 def test_pad_to_multiple(h, w, m):
     x = torch.randn(2, 3, h, w, dtype=torch.float64)
