@@ -3,7 +3,7 @@
     python scripts/export_default.py runs/rain100l_small
 
 Writes
-  checkpoints/default.pt                  weights only (EMA when present) + network config + provenance
+  checkpoints/default.pt                  weights only (EMA when present, or raw with --weights raw) + network config + provenance
   checkpoints/rain100l_small/resume.pt    the run's newest full checkpoint: `padm train --resume` it
   checkpoints/rain100l_small/{config.yaml, log.jsonl, train.csv, val.csv, curves.png}
 and refuses any file over 20 MB.  The default model is the newest step's weights (not the best-scoring
@@ -29,13 +29,16 @@ LIMIT = 20 * 1000 * 1000
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--name", default="rain100l_small", show_default=True, help="folder under checkpoints/")
-def main(run_dir: Path, name: str) -> None:
+@click.option("--weights", type=click.Choice(["ema", "raw"]), default="ema", show_default=True,
+              help="ship the EMA weights (when the run has them) or the raw trained weights")
+def main(run_dir: Path, name: str, weights: str) -> None:
     ckpt_path = latest_checkpoint(run_dir)
     if ckpt_path is None:
         raise click.ClickException(f"{run_dir}: no checkpoints yet")
     ckpt = read_checkpoint(ckpt_path)
-    weights = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
-    shipped = make_checkpoint(PADMConfig.from_dict(ckpt["model_config"]), weights, step=ckpt["step"],
+    use_ema = weights == "ema" and ckpt.get("ema") is not None
+    state = ckpt["ema"] if use_ema else ckpt["model"]
+    shipped = make_checkpoint(PADMConfig.from_dict(ckpt["model_config"]), state, step=ckpt["step"],
                               train_config=ckpt.get("train_config"), best=ckpt.get("best"))
     out = REPO / "checkpoints"
     record = out / name
@@ -51,7 +54,7 @@ def main(run_dir: Path, name: str) -> None:
         if f.stat().st_size > LIMIT:
             raise click.ClickException(f"{f} is {f.stat().st_size / 1e6:.1f} MB, over the 20 MB limit")
     torch.load(out / "default.pt", map_location="cpu", weights_only=True)  # loads safely
-    click.echo(f"shipped step {ckpt['step']} of {run_dir} ({'EMA' if ckpt.get('ema') is not None else 'raw'} weights)"
+    click.echo(f"shipped step {ckpt['step']} of {run_dir} ({'EMA' if use_ema else 'raw'} weights)"
                f" -> {out / 'default.pt'}; record in {record}")
 
 

@@ -23,14 +23,14 @@ def test_checkpoint_loads_with_weights_only():
 def test_shipped_model_improves_bundled_pairs(tmp_path):
     """Regression guard: on the two bundled Rain100L validation pairs (light rain, never trained on) the
     model must gain clearly over its rainy input; on the heavy-rain Rain200H pairs it must not make
-    things worse.  (Margins far below the measured gains, see checkpoints/README.md.)"""
+    things worse.  (Margins well below the measured 4.5 and 2.9 dB, see checkpoints/README.md.)"""
     results = {r.name: r for r in run_demo(REPO / "samples", tmp_path, figure=False, log=lambda *_: None)}
     light = [r for name, r in results.items() if name.startswith("rain100l")]
     heavy = [r for name, r in results.items() if name.startswith("rain200h")]
     assert len(light) == 2 and len(heavy) == 3
     gain_light = sum(r.psnr_out - r.psnr_in for r in light) / len(light)
     gain_heavy = sum(r.psnr_out - r.psnr_in for r in heavy) / len(heavy)
-    assert gain_light > 4.0, gain_light
+    assert gain_light > 2.0, gain_light
     assert gain_heavy > 0.0, gain_heavy
     assert all(r.ssim_out > r.ssim_in for r in light)
 
