@@ -3,11 +3,14 @@
     python scripts/export_default.py runs/rain100l_small
 
 Writes
-  checkpoints/default.pt                  weights only (EMA when present, or raw with --weights raw) + network config + provenance
+  checkpoints/default.pt                  weights only + network config + provenance
   checkpoints/rain100l_small/resume.pt    the run's newest full checkpoint: `padm train --resume` it
   checkpoints/rain100l_small/{config.yaml, log.jsonl, train.csv, val.csv, curves.png}
+  checkpoints/rain100l_small/train.log    the console log ``runs/rain100l_small.log`` when it exists
 and refuses any file over 20 MB.  The default model is the newest step's weights (not the best-scoring
-one), so its validation score is the last logged one.
+one): its EMA weights when the run has them, or the raw weights with ``--weights raw``.  Validation
+during training scores the EMA weights, so with ``--weights raw`` score the shipped weights with
+``padm eval VAL_DIR --ckpt <run's step checkpoint> --no-ema``.
 """
 
 from __future__ import annotations
@@ -46,9 +49,11 @@ def main(run_dir: Path, name: str, weights: str) -> None:
     atomic_save(shipped, out / "default.pt")
     shutil.copyfile(ckpt_path, record / ".resume.pt.tmp")
     (record / ".resume.pt.tmp").replace(record / "resume.pt")
-    for f in ("config.yaml", "log.jsonl", "train.csv", "val.csv"):
-        if (run_dir / f).is_file():
-            shutil.copyfile(run_dir / f, record / f)
+    sources = {f: run_dir / f for f in ("config.yaml", "log.jsonl", "train.csv", "val.csv")}
+    sources["train.log"] = run_dir.with_name(run_dir.name + ".log")  # nohup ... >> runs/<name>.log
+    for f, src in sources.items():
+        if src.is_file():
+            shutil.copyfile(src, record / f)
     RunLog(run_dir, tensorboard=False).plot(record / "curves.png")
     for f in [out / "default.pt", *record.iterdir()]:
         if f.stat().st_size > LIMIT:
