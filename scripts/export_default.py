@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 import torch
 
+from padm.data.images import atomic_file
 from padm.engine.checkpoint import atomic_save, latest_checkpoint, make_checkpoint, read_checkpoint
 from padm.engine.runlog import RunLog
 from padm.unfolding.config import PADMConfig
@@ -47,8 +48,8 @@ def main(run_dir: Path, name: str, weights: str) -> None:
     record = out / name
     record.mkdir(parents=True, exist_ok=True)
     atomic_save(shipped, out / "default.pt")
-    shutil.copyfile(ckpt_path, record / ".resume.pt.tmp")
-    (record / ".resume.pt.tmp").replace(record / "resume.pt")
+    with atomic_file(record / "resume.pt") as tmp:
+        shutil.copyfile(ckpt_path, tmp)
     sources = {f: run_dir / f for f in ("config.yaml", "log.jsonl", "train.csv", "val.csv")}
     sources["train.log"] = run_dir.with_name(run_dir.name + ".log")  # nohup ... >> runs/<name>.log
     for f, src in sources.items():
