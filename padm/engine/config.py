@@ -64,6 +64,8 @@ class TrainConfig:
                                      default=92_000 / 300_000, validator=attrs.validators.and_(_ge(0),
                                                                                                 attrs.validators.le(1)))
     warmup: int = _help("linear warm-up steps (official: 0)", default=0, validator=_ge(0))
+    restart_at: int = _help("warm restart: the lr schedule starts over at this step (0: none)", default=0,
+                            validator=_ge(0))
     ema_decay: float = _help("EMA of the weights per step (0: off); validation and exports use it",
                              default=0.0, validator=attrs.validators.and_(_ge(0), attrs.validators.lt(1)))
     # --- validation, logs, checkpoints
@@ -86,6 +88,10 @@ class TrainConfig:
                            validator=attrs.validators.in_(("bfloat16", "float16")))
     seed: int = _help("seed for weights, crops, dropout", default=0)
     deterministic: bool = _help("deterministic kernels (slower on CUDA)", default=False)
+
+    def __attrs_post_init__(self):
+        if self.restart_at and self.restart_at >= self.iterations:
+            raise ValueError(f"restart_at ({self.restart_at}) must be below iterations ({self.iterations})")
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self, recurse=True)

@@ -279,7 +279,7 @@ def _train(cfg: TrainConfig, d: Dist, resume) -> dict[str, Any]:
     model.train()
     while step < cfg.iterations:
         lr = lr_at(step, lr=cfg.lr, min_lr=cfg.min_lr, iterations=cfg.iterations,
-                   constant_fraction=cfg.constant_fraction, warmup=cfg.warmup)
+                   constant_fraction=cfg.constant_fraction, warmup=cfg.warmup, start=cfg.restart_at)
         for group in optimizer.param_groups:
             group["lr"] = lr
 

@@ -43,6 +43,24 @@ def test_official_schedule_shape():
     assert lr_at(0, lr=1.0, min_lr=0.0, iterations=100, constant_fraction=0.3, warmup=4) == 0.25
 
 
+
+def test_warm_restart_schedule():
+    """``start`` runs the schedule again from the peak; equal to the constant-fraction arithmetic it replaces."""
+    kw = dict(lr=2e-4, min_lr=1e-6, iterations=12_200)
+    for step in (9800, 9850, 11_000, 12_199, 12_200):
+        restart = lr_at(step, constant_fraction=0.0, start=9800, **kw)
+        assert restart == pytest.approx(lr_at(step, constant_fraction=0.803279, **kw))
+    assert lr_at(9800, constant_fraction=0.0, start=9800, **kw) == 2e-4
+    assert lr_at(9799, constant_fraction=0.0, start=9800, **kw) == pytest.approx(1e-6, rel=1e-3)  # end of cycle 1
+    assert lr_at(0, constant_fraction=0.0, start=9800, **kw) == 2e-4
+    # warm-up and constant part restart too
+    assert lr_at(60, lr=1.0, min_lr=0.0, iterations=100, constant_fraction=0.5, warmup=4, start=50) == 1.0
+    assert lr_at(50, lr=1.0, min_lr=0.0, iterations=100, constant_fraction=0.5, warmup=4, start=50) == 0.25
+    assert lr_at(80, lr=1.0, min_lr=0.0, iterations=100, constant_fraction=0.5, start=50) < 1.0
+    with pytest.raises(UserError, match="restart_at"):
+        resolve_config(None, {"iterations": 100, "restart_at": 100})
+    assert resolve_config(None, {"iterations": 100, "restart_at": 99}).restart_at == 99
+
 def test_defaults_are_the_official_recipe():
     c = TrainConfig()
     assert (c.lr, c.min_lr, c.weight_decay, c.beta1, c.beta2, c.grad_clip) == (3e-4, 1e-6, 1e-4, 0.9, 0.999, 0.01)
