@@ -43,7 +43,6 @@ def test_official_schedule_shape():
     assert lr_at(0, lr=1.0, min_lr=0.0, iterations=100, constant_fraction=0.3, warmup=4) == 0.25
 
 
-
 def test_warm_restart_schedule():
     """``start`` runs the schedule again from the peak; equal to the constant-fraction arithmetic it replaces."""
     kw = dict(lr=2e-4, min_lr=1e-6, iterations=12_200)
@@ -60,6 +59,7 @@ def test_warm_restart_schedule():
     with pytest.raises(UserError, match="restart_at"):
         resolve_config(None, {"iterations": 100, "restart_at": 100})
     assert resolve_config(None, {"iterations": 100, "restart_at": 99}).restart_at == 99
+
 
 def test_defaults_are_the_official_recipe():
     c = TrainConfig()
