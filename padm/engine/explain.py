@@ -19,6 +19,19 @@ from padm.engine.figures import pyplot, save_figure
 from padm.errors import UserError
 
 
+def step_size_ranges(maps: dict[str, list[torch.Tensor]]) -> list[tuple[float, float, float, float]]:
+    """Per stage ``(min eta_B, max eta_B, min eta_z, max eta_z)`` of the maps the figure draws.
+
+    The maps are averaged over channels first (as in the figure), so these are the ends of the colour
+    bars: the numbers ``docs/unfolding.md`` quotes.  ``maps``: lists of (1, C, H, W).
+    """
+    out = []
+    for eta_B, eta_z in zip(maps["eta_B"], maps["eta_R"]):
+        b, z = eta_B[0].mean(0), eta_z[0].mean(0)  # (H, W)
+        out.append((b.min().item(), b.max().item(), z.min().item(), z.max().item()))
+    return out
+
+
 def stage_figure(rainy: np.ndarray, maps: dict[str, list[torch.Tensor]], path: Path, title: str = "") -> None:
     """Write the per-stage figure.  ``rainy``: (H, W, 3) in [0, 1]; ``maps``: lists of (1, C, H, W)."""
     stages = len(maps["B"])
@@ -78,4 +91,7 @@ def explain(image: Path, out_path: Path | None, ckpt: str | None, max_side: int)
     title = (f"{image.name}\n{model.config.stages + 1} stages, n_feat {model.config.n_feat}\n"
              f"{x.shape[-1]}×{x.shape[-2]} px")
     stage_figure(rainy if x.shape[-2:] != (h, w) else to_float(pixels), maps, out_path, title)
+    for k, (b_lo, b_hi, z_lo, z_hi) in enumerate(step_size_ranges(maps)):
+        name = "initial stage" if k == 0 else f"stage {k}"
+        click.echo(f"{name}: step size on B {b_lo:.2f}–{b_hi:.2f}, on z {z_lo:.3f}–{z_hi:.3f} (min–max)")
     click.echo(f"wrote {out_path}")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from click.testing import CliRunner
 
 from padm.cli import main
 from padm.data.images import write_image
 from padm.engine.checkpoint import atomic_save, make_checkpoint
+from padm.engine.explain import step_size_ranges
 from padm.unfolding.config import PADMConfig
 from padm.unfolding.model import PADM
 
@@ -27,6 +29,13 @@ def test_explain_writes_figure(tmp_path):
     assert result.exit_code == 0, result.output
     assert out.is_file() and out.stat().st_size > 10_000
     assert not list(tmp_path.glob(".*.tmp.png"))
+    assert "initial stage: step size on B" in result.output and "stage 1: step size on B" in result.output
+
+
+def test_step_size_ranges_average_channels_first():
+    eta_B = torch.tensor([[1.0, 3.0], [2.0, 2.0]]).expand(1, 3, 2, 2)  # same map in every channel
+    eta_z = torch.stack([torch.zeros(2, 2), torch.full((2, 2), 0.5)])[None]  # channel mean 0.25 everywhere
+    assert step_size_ranges({"eta_B": [eta_B], "eta_R": [eta_z]}) == [(1.0, 3.0, 0.25, 0.25)]
 
 
 def test_explain_downscales_large_images(tmp_path):
