@@ -6,6 +6,7 @@ Writes
   checkpoints/default.pt                  weights only + network config + provenance
   checkpoints/rain100l_small/resume.pt    the run's newest full checkpoint: `padm train --resume` it
   checkpoints/rain100l_small/{config.yaml, log.jsonl, train.csv, val.csv, curves.png}
+                                          (the metrics logs keep the record's steps before the run's first)
   checkpoints/rain100l_small/train.log    the console log ``runs/rain100l_small.log`` when it exists
 and refuses any file over 20 MB.  The default model is the newest step's weights (not the best-scoring
 one): its EMA weights when the run has them, or the raw weights with ``--weights raw``.  Validation
@@ -30,6 +31,16 @@ REPO = Path(__file__).resolve().parents[1]
 LIMIT = 20 * 1000 * 1000
 
 
+def merge_logs(record: RunLog, run: RunLog) -> None:
+    """The record's metrics log becomes the run's, preceded by the record's entries from before the run's
+    first step: a run resumed from the record's ``resume.pt`` into an empty folder logs only its own
+    steps, and copying that over the record would drop the history."""
+    new = run.records()
+    if new:
+        first = min(r["step"] for r in new)
+        record.rewrite([r for r in record.records() if r["step"] < first] + new)
+
+
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--name", default="rain100l_small", show_default=True, help="folder under checkpoints/")
@@ -50,12 +61,14 @@ def main(run_dir: Path, name: str, weights: str) -> None:
     atomic_save(shipped, out / "default.pt")
     with atomic_file(record / "resume.pt") as tmp:
         shutil.copyfile(ckpt_path, tmp)
-    sources = {f: run_dir / f for f in ("config.yaml", "log.jsonl", "train.csv", "val.csv")}
-    sources["train.log"] = run_dir.with_name(run_dir.name + ".log")  # nohup ... >> runs/<name>.log
+    sources = {"config.yaml": run_dir / "config.yaml",
+               "train.log": run_dir.with_name(run_dir.name + ".log")}  # nohup ... >> runs/<name>.log
     for f, src in sources.items():
         if src.is_file():
             shutil.copyfile(src, record / f)
-    RunLog(run_dir, tensorboard=False).plot(record / "curves.png")
+    record_log = RunLog(record, tensorboard=False)
+    merge_logs(record_log, RunLog(run_dir, tensorboard=False))
+    record_log.plot(record / "curves.png")
     for f in [out / "default.pt", *record.iterdir()]:
         if f.stat().st_size > LIMIT:
             raise click.ClickException(f"{f} is {f.stat().st_size / 1e6:.1f} MB, over the 20 MB limit")

@@ -19,6 +19,15 @@ from padm.engine.figures import pyplot, save_figure
 from padm.errors import UserError
 
 
+def stage_name(k: int) -> str:
+    return "initial stage" if k == 0 else f"stage {k}"
+
+
+def channel_mean(t: torch.Tensor) -> np.ndarray:
+    """(1, C, H, W) -> (H, W): the map the figure draws."""
+    return t[0].mean(0).numpy()
+
+
 def step_size_ranges(maps: dict[str, list[torch.Tensor]]) -> list[tuple[float, float, float, float]]:
     """Per stage ``(min eta_B, max eta_B, min eta_z, max eta_z)`` of the maps the figure draws.
 
@@ -27,8 +36,8 @@ def step_size_ranges(maps: dict[str, list[torch.Tensor]]) -> list[tuple[float, f
     """
     out = []
     for eta_B, eta_z in zip(maps["eta_B"], maps["eta_R"]):
-        b, z = eta_B[0].mean(0), eta_z[0].mean(0)  # (H, W)
-        out.append((b.min().item(), b.max().item(), z.min().item(), z.max().item()))
+        b, z = channel_mean(eta_B), channel_mean(eta_z)  # (H, W)
+        out.append((float(b.min()), float(b.max()), float(z.min()), float(z.max())))
     return out
 
 
@@ -45,10 +54,10 @@ def stage_figure(rainy: np.ndarray, maps: dict[str, list[torch.Tensor]], path: P
     for k in range(stages):
         row = axes[k + 1]
         B = maps["B"][k][0].permute(1, 2, 0).clamp(0, 1).numpy()
-        R = maps["R"][k][0].mean(0).numpy()  # rain layer, averaged over colour channels
-        eta_B = maps["eta_B"][k][0].mean(0).numpy()
-        eta_z = maps["eta_R"][k][0].mean(0).numpy()
-        name = "initial stage" if k == 0 else f"stage {k}"
+        R = channel_mean(maps["R"][k])  # rain layer, averaged over colour channels
+        eta_B = channel_mean(maps["eta_B"][k])
+        eta_z = channel_mean(maps["eta_R"][k])
+        name = stage_name(k)
         row[0].imshow(B)
         row[0].set_title(f"{name}: B (background)", fontsize=9)
         lo, hi = np.percentile(R, [1, 99])
@@ -92,6 +101,5 @@ def explain(image: Path, out_path: Path | None, ckpt: str | None, max_side: int)
              f"{x.shape[-1]}×{x.shape[-2]} px")
     stage_figure(rainy if x.shape[-2:] != (h, w) else to_float(pixels), maps, out_path, title)
     for k, (b_lo, b_hi, z_lo, z_hi) in enumerate(step_size_ranges(maps)):
-        name = "initial stage" if k == 0 else f"stage {k}"
-        click.echo(f"{name}: step size on B {b_lo:.2f}–{b_hi:.2f}, on z {z_lo:.3f}–{z_hi:.3f} (min–max)")
+        click.echo(f"{stage_name(k)}: step size on B {b_lo:.2f}–{b_hi:.2f}, on z {z_lo:.3f}–{z_hi:.3f} (min–max)")
     click.echo(f"wrote {out_path}")

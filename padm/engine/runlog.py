@@ -47,9 +47,10 @@ class RunLog:
 
     def truncate_after(self, step: int) -> None:
         kept = [r for r in self.records() if r.get("step", 0) <= step]
-        self._rewrite(kept)
+        self.rewrite(kept)
 
-    def _rewrite(self, records: list[dict[str, Any]]) -> None:
+    def rewrite(self, records: list[dict[str, Any]]) -> None:
+        """Replace the log with ``records``: ``log.jsonl`` and both CSV files."""
         tmp = self.jsonl.with_name(".log.jsonl.tmp")
         tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
         os.replace(tmp, self.jsonl)
