@@ -31,16 +31,6 @@ REPO = Path(__file__).resolve().parents[1]
 LIMIT = 20 * 1000 * 1000
 
 
-def merge_logs(record: RunLog, run: RunLog) -> None:
-    """The record's metrics log becomes the run's, preceded by the record's entries from before the run's
-    first step: a run resumed from the record's ``resume.pt`` into an empty folder logs only its own
-    steps, and copying that over the record would drop the history."""
-    new = run.records()
-    if new:
-        first = min(r["step"] for r in new)
-        record.rewrite([r for r in record.records() if r["step"] < first] + new)
-
-
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--name", default="rain100l_small", show_default=True, help="folder under checkpoints/")
@@ -67,7 +57,7 @@ def main(run_dir: Path, name: str, weights: str) -> None:
         if src.is_file():
             shutil.copyfile(src, record / f)
     record_log = RunLog(record, tensorboard=False)
-    merge_logs(record_log, RunLog(run_dir, tensorboard=False))
+    record_log.extend_with(RunLog(run_dir, tensorboard=False))  # keeps the record's steps before the run's
     record_log.plot(record / "curves.png")
     for f in [out / "default.pt", *record.iterdir()]:
         if f.stat().st_size > LIMIT:

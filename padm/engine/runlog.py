@@ -18,7 +18,8 @@ class RunLog:
     """Append-only metrics log of one run directory.
 
     ``truncate_after(step)`` (on resume) drops records written after the checkpoint being resumed, so a
-    resumed run's logs read like an uninterrupted run's.
+    resumed run's logs read like an uninterrupted run's; ``extend_with(later)`` does the same across two
+    folders (a record continued by a run resumed elsewhere).
     """
 
     def __init__(self, run_dir: str | os.PathLike, tensorboard: bool = True):
@@ -48,6 +49,14 @@ class RunLog:
     def truncate_after(self, step: int) -> None:
         kept = [r for r in self.records() if r.get("step", 0) <= step]
         self.rewrite(kept)
+
+    def extend_with(self, later: RunLog) -> None:
+        """This log up to where ``later`` starts, then all of ``later``: a run resumed from this log's
+        checkpoint into another (possibly empty) folder carries on this history instead of replacing it."""
+        new = later.records()
+        if new:
+            first = min(r["step"] for r in new)
+            self.rewrite([r for r in self.records() if r["step"] < first] + new)
 
     def rewrite(self, records: list[dict[str, Any]]) -> None:
         """Replace the log with ``records``: ``log.jsonl`` and both CSV files."""

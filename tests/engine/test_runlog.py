@@ -1,16 +1,9 @@
-"""``scripts/export_default.py``: the record's metrics log keeps its history across resumes."""
+"""``RunLog``: a record's metrics log keeps its history when a resumed run continues it elsewhere
+(what ``scripts/export_default.py`` does with the run it ships)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from padm.engine.runlog import RunLog
-
-_spec = importlib.util.spec_from_file_location(
-    "export_default", Path(__file__).resolve().parents[2] / "scripts" / "export_default.py")
-export_default = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(export_default)
 
 
 def _log(path, steps, loss):
@@ -25,7 +18,7 @@ def _log(path, steps, loss):
 def test_resumed_into_empty_folder_keeps_record_history(tmp_path):
     record = _log(tmp_path / "record", [50, 100, 150, 200], loss=1.0)
     run = _log(tmp_path / "run", [250, 300], loss=0.5)  # resumed from the record's step 200
-    export_default.merge_logs(record, run)
+    record.extend_with(run)
     assert [(r["kind"], r["step"]) for r in record.records()] == [
         ("train", 50), ("train", 100), ("val", 100), ("train", 150), ("train", 200), ("val", 200),
         ("train", 250), ("train", 300), ("val", 300)]
@@ -37,6 +30,6 @@ def test_resumed_into_empty_folder_keeps_record_history(tmp_path):
 def test_full_run_log_replaces_record(tmp_path):
     record = _log(tmp_path / "record", [50, 100, 150], loss=1.0)
     run = _log(tmp_path / "run", [50, 100, 150, 200], loss=0.5)  # the run folder holds the whole history
-    export_default.merge_logs(record, run)
+    record.extend_with(run)
     assert record.records() == run.records()
     assert (tmp_path / "record" / "train.csv").read_text() == (tmp_path / "run" / "train.csv").read_text()
