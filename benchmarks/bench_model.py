@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from padm.unfolding.config import PADMConfig
-from padm.unfolding.model import PADM
+from padm.unfolding.tasks.derain.config import PADMConfig
+from padm.unfolding.tasks.derain.model import PADM
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,15 @@ import click
 
 from padm.errors import UserError
 
-# name -> "module:attribute" of a click command
+# name -> "module:attribute" of a click command, or ("module:factory", its keyword arguments)
 _COMMANDS = {
     "pack": "padm.data.cli:pack",
     "synth": "padm.data.cli:synth",
     "train": "padm.engine.cli:train",
     "eval": "padm.engine.cli:evaluate",
-    "derain": "padm.engine.cli:derain",
+    "restore": "padm.engine.cli:restore",
+    # the task alias of `padm restore`: refuses checkpoints of other tasks
+    "derain": ("padm.engine.cli:restore_command", {"name": "derain", "task": "derain", "verb": "Derain"}),
     "explain": "padm.engine.explain:explain",
     "demo": "padm.engine.demo:demo",
 }
@@ -33,6 +35,7 @@ class _LazyGroup(click.Group):
         target = _COMMANDS.get(name)
         if target is None:
             return None
+        target, kwargs = target if isinstance(target, tuple) else (target, None)
         module, attr = target.split(":")
         try:
             mod = importlib.import_module(module)
@@ -40,7 +43,8 @@ class _LazyGroup(click.Group):
             if err.name == module:
                 return None
             raise
-        return getattr(mod, attr, None)
+        found = getattr(mod, attr, None)
+        return found(**kwargs) if kwargs is not None and found is not None else found
 
     def invoke(self, ctx):
         try:
@@ -52,7 +56,7 @@ class _LazyGroup(click.Group):
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="padm")
 def main() -> None:
-    """PADMamba deraining: pack data, train, evaluate, derain your photos."""
+    """PADMamba deraining and other restoration tasks: pack data, train, evaluate, restore your photos."""
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,8 +12,10 @@ import time
 import click
 import torch
 
-from padm.unfolding.config import PADMConfig
-from padm.unfolding.model import PADM
+from padm.ops import backend as ops_backend
+
+from padm.unfolding.tasks.derain.config import PADMConfig
+from padm.unfolding.tasks.derain.model import PADM
 
 
 @click.command()
@@ -28,9 +30,9 @@ def main(preset, size, repeats, threads, backend):
     w, _, h = size.partition("x")
     h = h or w
     torch.manual_seed(0)
-    model = PADM(PADMConfig.preset(preset, scan_backend=backend)).eval()
+    model = PADM(PADMConfig.preset(preset)).eval()
     x = torch.rand(1, 3, int(h), int(w))
-    with torch.no_grad():
+    with torch.no_grad(), ops_backend.use(backend):
         model(x)  # warm-up
         times = []
         for _ in range(repeats):

@@ -22,10 +22,10 @@ from pathlib import Path
 import click
 import torch
 
-from padm.data.images import atomic_file
+from padm.fileio import atomic_write
 from padm.engine.checkpoint import atomic_save, latest_checkpoint, make_checkpoint, read_checkpoint
 from padm.engine.runlog import RunLog
-from padm.unfolding.config import PADMConfig
+from padm.unfolding.tasks.derain.config import PADMConfig
 
 REPO = Path(__file__).resolve().parents[1]
 LIMIT = 20 * 1000 * 1000
@@ -49,7 +49,7 @@ def main(run_dir: Path, name: str, weights: str) -> None:
     record = out / name
     record.mkdir(parents=True, exist_ok=True)
     atomic_save(shipped, out / "default.pt")
-    with atomic_file(record / "resume.pt") as tmp:
+    with atomic_write(record / "resume.pt") as tmp:
         shutil.copyfile(ckpt_path, tmp)
     sources = {"config.yaml": run_dir / "config.yaml",
                "train.log": run_dir.with_name(run_dir.name + ".log")}  # nohup ... >> runs/<name>.log

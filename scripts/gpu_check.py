@@ -25,10 +25,11 @@ import click
 import torch
 
 from padm.engine.losses import unfolding_loss
+from padm.ops import backend
 from padm.ops import scan as S
-from padm.unfolding.config import PADMConfig
-from padm.unfolding.model import PADM
-from padm.unfolding.official import load_official
+from padm.unfolding.tasks.derain.config import PADMConfig
+from padm.unfolding.tasks.derain.model import PADM
+from padm.unfolding.tasks.derain.official import load_official
 
 
 def _sync(device: torch.device) -> None:
@@ -102,9 +103,9 @@ def check_scan(device, shapes, repeats):
 def check_golden(path: Path, device):
     golden = torch.load(path, map_location="cpu", weights_only=True)
     cfg, sd = load_official(golden["state_dict"])
-    model = PADM(cfg).double().eval().set_scan_backend("cuda").to(device)
+    model = PADM(cfg).double().eval().to(device)
     model.load_state_dict(sd, strict=True)
-    with torch.no_grad():
+    with torch.no_grad(), backend.use("cuda"):
         out = model(golden["input"].to(device))
     err = max((a.cpu() - b).abs().max().item() for a, b in zip(out.B + out.R, golden["B"] + golden["R"]))
     print({"golden_max_abs_err_f64": err}, flush=True)
@@ -144,7 +145,7 @@ def check_training(device, steps, patch):
     def step():
         with ctx:
             out = model(rainy)
-            loss, _ = unfolding_loss(out.B, out.R, rainy, clean)
+            loss, _ = unfolding_loss([("B", out.B, clean), ("R", out.R, rainy - clean)])
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -22,8 +22,8 @@ import torch
 @click.option("--device", default="cpu", show_default=True)
 def main(size, tile, overlap, preset, device):
     from padm.engine.checkpoint import create_model
-    from padm.engine.infer import derain
-    from padm.unfolding.config import PADMConfig
+    from padm.engine.infer import restore
+    from padm.unfolding.tasks.derain.config import PADMConfig
 
     torch.manual_seed(0)
     model = create_model(PADMConfig.preset(preset)).to(device).eval()
@@ -32,7 +32,7 @@ def main(size, tile, overlap, preset, device):
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
-    y = derain(model, x, tile=tile or None, overlap=overlap, progress=True)
+    y = restore(model, x, tile=tile or None, overlap=overlap, progress=True)
     seconds = time.perf_counter() - t
     assert y.shape == x.shape
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -22,15 +22,15 @@ import torch
 def main(image, ckpt, preset, tile, overlaps):
     from padm.data.images import read_image, to_tensor
     from padm.engine.checkpoint import create_model, load_model
-    from padm.engine.infer import derain
-    from padm.unfolding.config import PADMConfig
+    from padm.engine.infer import restore
+    from padm.unfolding.tasks.derain.config import PADMConfig
 
     torch.manual_seed(0)
     model = load_model(ckpt)[0] if ckpt else create_model(PADMConfig.preset(preset)).eval()
     x = to_tensor(read_image(image).pixels)[None]
-    whole = derain(model, x)
+    whole = restore(model, x)
     for overlap in overlaps:
-        tiled = derain(model, x, tile=tile, overlap=overlap)
+        tiled = restore(model, x, tile=tile, overlap=overlap)
         diff = (tiled - whole).abs()
         mse = diff.double().pow(2).mean().item()
         psnr = 10 * math.log10(1 / mse) if mse > 0 else math.inf

@@ -1,4 +1,10 @@
-"""Every code location the docs cite (`padm/...py:name`) must exist, so the docs cannot rot."""
+"""The docs are checked, not just named.
+
+1. Every code location the docs cite (`padm/...py:name`) exists.
+2. Every row of an equation table (a table with a ``check`` column) names a numeric check from
+   ``tests/doc_checks.py``: a call of the cited code whose result the equation predicts.  The check
+   runs here, so an equation that stops describing its code fails the suite.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import re
 from pathlib import Path
 
 import pytest
+
+from doc_checks import CHECKS
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 REF = re.compile(r"`(padm/[\w/]+\.py):([\w.]+)`")
@@ -19,8 +27,43 @@ def references():
     return refs
 
 
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def equation_rows():
+    """(doc, equation cell, check cell) of every row of every table whose header has a ``check`` column."""
+    rows = []
+    for md in sorted(DOCS.glob("*.md")):
+        column = None
+        for line in md.read_text(encoding="utf-8").splitlines():
+            if not line.lstrip().startswith("|"):
+                column = None
+                continue
+            cells = _cells(line)
+            if column is None:
+                column = cells.index("check") if "check" in cells else -1
+            elif column >= 0 and not set(line.replace("|", "").strip()) <= set("-: "):
+                rows.append((md.name, cells[0], cells[column] if column < len(cells) else ""))
+    return rows
+
+
 def test_docs_cite_code():
     assert len(references()) >= 15
+
+
+def test_equation_tables_exist_and_every_row_names_a_check():
+    rows = equation_rows()
+    assert {doc for doc, _, _ in rows} >= {"unfolding.md", "tasks.md"}
+    assert len(rows) >= 20
+    for doc, eq, check in rows:
+        assert re.fullmatch(r"`\w+`", check), f"{doc}: row {eq!r} names no check (`name` in the check column)"
+        assert check.strip("`") in CHECKS, f"{doc}: row {eq!r} names {check}, not a function of tests/doc_checks.py"
+
+
+@pytest.mark.parametrize("name", sorted({c.strip("`") for _, _, c in equation_rows()} & set(CHECKS)))
+def test_equation_check_holds(name):
+    CHECKS[name]()
 
 
 @pytest.mark.parametrize("doc,path,name", references(), ids=lambda x: str(x))

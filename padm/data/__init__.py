@@ -17,7 +17,8 @@ _EXPORTS = {
     "Pair": "layouts", "PairList": "layouts", "find_pairs": "layouts", "load_pair": "layouts",
     "PairsFile": "h5",  # (the pack function: padm.data.pack.pack; the submodule has the same name)
     "PairedPatchDataset": "datasets", "FolderPatchDataset": "datasets", "FullImageDataset": "datasets",
-    "open_paired": "datasets",
+    "open_paired": "datasets", "CleanPatchDataset": "datasets", "CleanImageDataset": "datasets",
+    "open_clean": "datasets",
     "SynthConfig": "synth", "synthesize": "synth", "synth_folder": "synth",
 }
 

@@ -1,7 +1,12 @@
 """Paired datasets for training (random crops) and validation (whole images).
 
 Items are dicts ``{"rain": Tensor (3, h, w), "clean": Tensor (3, h, w), "name": str}`` with float32
-values in [0, 1].
+values in [0, 1]; the clean-image datasets (for tasks that degrade on the fly) yield
+``{"clean": Tensor, "name": str, "seed": int}``, the seed a pure function of the sample (crops: of
+``(seed, epoch, index)``; whole images: of the name alone) for the degradation to draw from.
+
+``select``: 0-based positions (in natural name order) of the images to use, e.g. a train/validation
+split of one folder; ``None``: all.
 
 **Crops.**  Sample ``i`` of a patch dataset uses pair ``i mod N`` and draws, from a generator seeded
 with ``(seed, epoch, i)``,
@@ -22,6 +27,7 @@ packing is optional.  :class:`FullImageDataset` yields whole pairs for validatio
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,8 +36,8 @@ import torch
 from torch.utils.data import Dataset
 
 from padm.data.h5 import PairsFile
-from padm.data.images import to_8bit, to_tensor
-from padm.data.layouts import Pair, find_pairs, load_pair, pair_size
+from padm.data.images import image_size, read_image, to_8bit, to_tensor
+from padm.data.layouts import Pair, find_pairs, list_images, load_pair, pair_size
 from padm.errors import UserError
 
 NUM_TRANSFORMS = 8  # the dihedral group D4: {identity, flips, rotations by 90 degrees, transposes}
@@ -61,6 +67,24 @@ def crop_plan(seed: int, epoch: int, index: int, height: int, width: int, patch:
     left = int(rng.integers(0, width - patch + 1))
     transform = int(rng.integers(0, NUM_TRANSFORMS)) if augment else 0
     return top, left, transform
+
+
+def _select(items: Sequence, select: Sequence[int] | None, where) -> list[int]:
+    """Positions of the selected items (all when ``select`` is None); UserError when out of range."""
+    if select is None:
+        return list(range(len(items)))
+    chosen = [int(i) for i in select]
+    bad = [i for i in chosen if not 0 <= i < len(items)]
+    if bad:
+        raise UserError(f"{where}: has {len(items)} images, cannot select image {bad[0] + 1}")
+    if not chosen:
+        raise UserError(f"{where}: the selection is empty")
+    return chosen
+
+
+def name_seed(name: str) -> int:
+    """Seed of a whole image's degradation: a function of its name only."""
+    return zlib.crc32(str(name).encode())
 
 
 def _item(rain: np.ndarray, clean: np.ndarray, name: str) -> dict[str, Any]:
@@ -129,17 +153,18 @@ class PairedPatchDataset(_PatchSampling):
     """
 
     def __init__(self, path: str | os.PathLike, patch_size: int, *, augment: bool = True, seed: int = 0,
-                 num_samples: int | None = None) -> None:
+                 num_samples: int | None = None, select: Sequence[int] | None = None) -> None:
         self.path = Path(path)
         self.file = PairsFile(self.path)
-        self.names = self.file.names
-        self.shapes = self.file.shapes
+        self.ids = _select(self.file.names, select, self.path)  # pair -> index in the file
+        self.names = tuple(self.file.names[i] for i in self.ids)
+        self.shapes = np.asarray(self.file.shapes)[self.ids].reshape(-1, 2)
         self._init_sampling(patch_size, augment, seed, num_samples, self.path)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         pair, top, left, transform = self.plan(index)
         p = self.patch_size
-        rain, clean = self.file.read_crop(pair, top, left, p, p)  # (p, p, 3) uint8 each
+        rain, clean = self.file.read_crop(self.ids[pair], top, left, p, p)  # (p, p, 3) uint8 each
         return self._finish(pair, transform, rain, clean)
 
 
@@ -149,9 +174,10 @@ class FolderPatchDataset(_PatchSampling):
 
     def __init__(self, src: str | os.PathLike | None, patch_size: int, *, rain: str | None = None,
                  clean: str | None = None, layout: str = "auto", rain_side: str = "left",
-                 augment: bool = True, seed: int = 0, num_samples: int | None = None) -> None:
+                 augment: bool = True, seed: int = 0, num_samples: int | None = None,
+                 select: Sequence[int] | None = None) -> None:
         found = find_pairs(src, rain, clean, layout=layout, rain_side=rain_side)
-        self.pairs: tuple[Pair, ...] = found.pairs
+        self.pairs: tuple[Pair, ...] = tuple(found.pairs[i] for i in _select(found.pairs, select, src or rain))
         self.layout = found.layout
         self.names = tuple(p.name for p in self.pairs)
         self.shapes = np.asarray([pair_size(p) for p in self.pairs], dtype=np.int64).reshape(-1, 2)
@@ -176,17 +202,18 @@ class FullImageDataset(Dataset):
     """
 
     def __init__(self, path: str | os.PathLike | None, *, rain: str | None = None, clean: str | None = None,
-                 layout: str = "auto", rain_side: str = "left") -> None:
+                 layout: str = "auto", rain_side: str = "left", select: Sequence[int] | None = None) -> None:
         self.path = None if path is None else Path(path)
         self.file: PairsFile | None = None
         self.pairs: tuple[Pair, ...] = ()
         if self.path is not None and self.path.is_file() and rain is None and clean is None:
             self.file = PairsFile(self.path)
-            self.names = self.file.names
+            self.ids = _select(self.file.names, select, self.path)
+            self.names = tuple(self.file.names[i] for i in self.ids)
             self.layout = self.file.layout
         else:
             found = find_pairs(path, rain, clean, layout=layout, rain_side=rain_side)
-            self.pairs = found.pairs
+            self.pairs = tuple(found.pairs[i] for i in _select(found.pairs, select, path or rain))
             self.names = tuple(p.name for p in self.pairs)
             self.layout = found.layout
 
@@ -197,7 +224,7 @@ class FullImageDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"pair {index} out of range (0..{len(self) - 1})")
         if self.file is not None:
-            rain, clean = self.file.read(index)
+            rain, clean = self.file.read(self.ids[index])
             return _item(rain, clean, self.names[index])
         rain_img, clean_img = load_pair(self.pairs[index])
         return _item(rain_img.pixels, clean_img.pixels, self.names[index])
@@ -205,7 +232,7 @@ class FullImageDataset(Dataset):
 
 def open_paired(path: str | os.PathLike, patch_size: int | None = None, *, augment: bool = True,
                 seed: int = 0, num_samples: int | None = None, layout: str = "auto",
-                rain_side: str = "left") -> Dataset:
+                rain_side: str = "left", select: Sequence[int] | None = None) -> Dataset:
     """Open paired data for training or validation.
 
     ``path`` is a packed ``.h5`` file or a dataset folder.  With ``patch_size`` you get random crops
@@ -216,8 +243,94 @@ def open_paired(path: str | os.PathLike, patch_size: int | None = None, *, augme
     if not path.exists():
         raise UserError(f"data not found: {path}")
     if patch_size is None:
-        return FullImageDataset(path, layout=layout, rain_side=rain_side)
+        return FullImageDataset(path, layout=layout, rain_side=rain_side, select=select)
     if path.is_file():
-        return PairedPatchDataset(path, patch_size, augment=augment, seed=seed, num_samples=num_samples)
+        return PairedPatchDataset(path, patch_size, augment=augment, seed=seed, num_samples=num_samples,
+                                  select=select)
     return FolderPatchDataset(path, patch_size, layout=layout, rain_side=rain_side, augment=augment,
-                              seed=seed, num_samples=num_samples)
+                              seed=seed, num_samples=num_samples, select=select)
+
+
+# ------------------------------------------------------------------------------------------ clean images
+
+
+def _clean_images(folder: Path, select: Sequence[int] | None) -> list[Path]:
+    if not folder.is_dir():
+        raise UserError(f"{folder}: clean images are read from a folder")
+    images, _ = list_images(folder)
+    if not images:
+        raise UserError(f"{folder}: no images found")
+    return [images[i] for i in _select(images, select, folder)]
+
+
+class CleanPatchDataset(_PatchSampling):
+    """Random crops of clean images (a folder), for tasks that degrade them on the fly.
+
+    The crops follow the same plan as the paired datasets; ``seed`` of an item is drawn from
+    ``(seed, epoch, index)`` too, so the degradation of a resumed run is the uninterrupted run's.
+    Decoded images are kept in memory (each worker its own copy).
+    """
+
+    def __init__(self, folder: str | os.PathLike, patch_size: int, *, augment: bool = True, seed: int = 0,
+                 num_samples: int | None = None, select: Sequence[int] | None = None) -> None:
+        self.folder = Path(folder)
+        self.paths = _clean_images(self.folder, select)
+        self.names = tuple(p.name for p in self.paths)
+        self.shapes = np.asarray([image_size(p) for p in self.paths], dtype=np.int64).reshape(-1, 2)
+        self._cache: dict[int, np.ndarray] = {}
+        self._init_sampling(patch_size, augment, seed, num_samples, self.folder)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        pair, top, left, transform = self.plan(index)
+        if pair not in self._cache:
+            self._cache[pair] = to_8bit(read_image(self.paths[pair]).pixels)
+        p = self.patch_size
+        crop = dihedral(self._cache[pair][top:top + p, left:left + p], transform)
+        degrade_seed = int(np.random.default_rng([self.seed, self.epoch, index, 1]).integers(2**62))
+        return {"clean": to_tensor(crop), "name": self.names[pair], "seed": degrade_seed}
+
+
+class CleanImageDataset(Dataset):
+    """Whole clean images (a folder), for validation of tasks that degrade on the fly; ``seed`` is a
+    function of the image name, so every run validates on the same degraded images."""
+
+    def __init__(self, folder: str | os.PathLike, *, select: Sequence[int] | None = None) -> None:
+        self.folder = Path(folder)
+        self.paths = _clean_images(self.folder, select)
+        self.names = tuple(p.name for p in self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"image {index} out of range (0..{len(self) - 1})")
+        image = read_image(self.paths[index])
+        return {"clean": to_tensor(image.pixels), "name": self.names[index], "seed": name_seed(self.names[index]),
+                "bit_depth": image.bit_depth}
+
+
+def open_clean(path: str | os.PathLike, patch_size: int | None = None, *, augment: bool = True, seed: int = 0,
+               num_samples: int | None = None, select: Sequence[int] | None = None) -> Dataset:
+    """Clean images of a folder: random crops with ``patch_size``, whole images without."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"data not found: {path}")
+    if patch_size is None:
+        return CleanImageDataset(path, select=select)
+    return CleanPatchDataset(path, patch_size, augment=augment, seed=seed, num_samples=num_samples, select=select)
+
+
+def iter_pair_pixels(path: str | os.PathLike):
+    """(name, degraded pixels, clean pixels) of every pair of a paired dataset: a folder in any layout
+    :func:`find_pairs` knows, or a packed HDF5 file (stored at 8 bits)."""
+    path = Path(path)
+    if path.is_file():
+        ds = FullImageDataset(path)
+        for i in range(len(ds)):
+            rain, clean = ds.file.read(ds.ids[i])
+            yield ds.names[i], rain, clean
+        return
+    for pair in find_pairs(path).pairs:
+        rain_img, clean_img = load_pair(pair)
+        yield pair.name, rain_img.pixels, clean_img.pixels

@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import warnings
 import zlib
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
 
 from padm.errors import UserError
+from padm.fileio import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -337,41 +336,6 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
 # --------------------------------------------------------------------------------------------- writing
 
 
-@contextmanager
-def atomic_file(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it onto ``path``, on any failure
-    (exception, Ctrl-C) delete it.  The temporary name starts with a dot and ends in ``.partial``
-    so an interrupted write never looks like a finished file."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"output path is a folder: {path}")
-    if not overwrite and path.exists():
-        raise UserError(f"output file already exists: {path} (use --overwrite to replace it)")
-    created = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        for folder in created:  # innermost first; only the (still empty) folders made here
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_image(path: str | os.PathLike, pixels: np.ndarray, *, quality: int = 95) -> tuple[str, ...]:
     """Write ``(H, W, 3)`` (or ``(H, W)``) uint8/uint16 pixels; the format comes from the suffix
     (png, jpg/jpeg, bmp, tif/tiff).  The file appears complete or not at all (temp file + rename).
@@ -395,7 +359,7 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, *, quality: int = 9
         pixels = to_8bit(pixels)
         notes = (f"16-bit reduced to 8-bit ({suffix[1:].upper()} holds 8 bits)",)
     pixels = np.ascontiguousarray(pixels)
-    with atomic_file(path) as tmp:
+    with atomic_write(path) as tmp:
         if suffix in (".tif", ".tiff"):
             import tifffile
 

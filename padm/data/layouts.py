@@ -63,6 +63,11 @@ class Pair:
     clean_path: Path
     side: str | None = None
 
+    @property
+    def degraded_path(self) -> Path:
+        """The task-neutral name of :attr:`rain_path` (the degraded side of any paired dataset)."""
+        return self.rain_path
+
 
 @attrs.frozen
 class PairList:
@@ -496,3 +501,8 @@ def pair_size(pair: Pair) -> tuple[int, int]:
     if rain_hw != clean_hw:
         raise UserError(_size_mismatch(pair, rain_hw, clean_hw))
     return rain_hw
+
+
+def find_folder_pairs(degraded: str | os.PathLike, clean: str | os.PathLike) -> PairList:
+    """Pairs of a folder of degraded (or restored) images and a folder of clean ones, matched by name."""
+    return find_pairs(rain=degraded, clean=clean)

@@ -20,7 +20,8 @@ import attrs
 import numpy as np
 
 from padm.data.h5 import COMPRESSIONS, FORMAT, FORMAT_VERSION, dataset_key
-from padm.data.images import atomic_file, to_8bit
+from padm.data.images import to_8bit
+from padm.fileio import atomic_write
 from padm.data.layouts import PairList, find_pairs, load_pair, pair_size
 from padm.errors import UserError
 
@@ -93,7 +94,7 @@ def _write(pairs: PairList, shapes: list[tuple[int, int]], out: Path, *, compres
         h, w, _ = pixels.shape
         f.create_dataset(key, data=pixels, chunks=(min(chunk, h), min(chunk, w), 3), **filters)
 
-    with atomic_file(out, overwrite=overwrite) as tmp:
+    with atomic_write(out, overwrite=overwrite) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION

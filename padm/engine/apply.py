@@ -1,4 +1,4 @@
-"""``padm derain``: image files in, derained image files out, nothing half-written.
+"""``padm restore``: image files in, restored image files out, nothing half-written.
 
 Everything that can fail on user input is checked before the first file is written: the checkpoint
 loads, every input image decodes, outputs do not land inside the input folder or on an input file, and
@@ -19,8 +19,10 @@ from tqdm.auto import tqdm
 
 from padm.data.images import IMAGE_SUFFIXES, is_image_file, read_image, to_pixels, to_tensor, write_image
 from padm.data.layouts import natural_key
-from padm.engine.infer import derain
+from padm.engine.infer import restore
 from padm.errors import UserError
+from padm.fileio import atomic_write
+from padm.unfolding.tasks import StageMap
 
 
 @attrs.frozen
@@ -72,38 +74,40 @@ def check_inputs(jobs: list[Job]) -> None:
         read_image(job.src)
 
 
-def _save_stages(maps: dict[str, list[torch.Tensor]], folder: Path, bit_depth: int) -> None:
-    """Every stage's B, R (as images, clipped to [0, 1]) and step-size maps (scaled by their maximum;
-    eta_R as its channel mean), plus all raw values in ``stages.npz``."""
+def _save_stages(maps: dict[str, StageMap], folder: Path, bit_depth: int) -> None:
+    """Every stage's maps: images and layers as images (clipped to [0, 1]), step-size maps scaled by
+    their maximum (their channel mean where they have more than 3 channels), plus all raw values in
+    ``stages.npz``."""
     folder.mkdir(parents=True, exist_ok=True)
     raw = {}
     for kind, tensors in maps.items():
         for k, t in enumerate(tensors):
             raw[f"{kind}_{k}"] = t[0].numpy().astype(np.float32)
-    for kind in ("B", "R"):
-        for k, t in enumerate(maps[kind]):
-            write_image(folder / f"{kind}_{k}.png", to_pixels(t[0], bit_depth))
-    for kind in ("eta_B", "eta_R"):
-        views = [t[0] if t.shape[1] == 3 else t[0].mean(0, keepdim=True).expand(3, -1, -1) for t in maps[kind]]
-        top = max(float(v.max()) for v in views) or 1.0
-        raw[f"{kind}_display_scale"] = np.float32(top)
-        for k, v in enumerate(views):
-            write_image(folder / f"{kind}_{k}.png", to_pixels(v / top, 8))
-    tmp = folder / ".stages.tmp.npz"
-    np.savez_compressed(tmp, **raw)
-    os.replace(tmp, folder / "stages.npz")
+    for name, tensors in maps.items():
+        if tensors.kind == "step":
+            views = [t[0] if t.shape[1] == 3 else t[0].mean(0, keepdim=True).expand(3, -1, -1) for t in tensors]
+            top = max(float(v.max()) for v in views) or 1.0
+            raw[f"{name}_display_scale"] = np.float32(top)
+            for k, v in enumerate(views):
+                write_image(folder / f"{name}_{k}.png", to_pixels(v / top, 8))
+        else:
+            for k, t in enumerate(tensors):
+                write_image(folder / f"{name}_{k}.png", to_pixels(t[0], bit_depth))
+    with atomic_write(folder / "stages.npz") as tmp, tmp.open("wb") as f:
+        np.savez_compressed(f, **raw)
 
 
 def run(model: nn.Module, jobs: list[Job], *, tile: int | None = None, overlap: int = 64, stages: bool = False,
-        progress: bool = True) -> list[Path]:
-    """Derain each job's image into its output file; returns the written paths."""
+        aux=None, progress: bool = True) -> list[Path]:
+    """Restore each job's image into its output file; returns the written paths.  ``aux``: the extra
+    input of the model's task (e.g. a kernel), the same for every image."""
     device = next(model.parameters()).device
     written = []
-    for job in tqdm(jobs, desc="derain", unit="img", disable=not progress or len(jobs) < 2):
+    for job in tqdm(jobs, desc="restore", unit="img", disable=not progress or len(jobs) < 2):
         image = read_image(job.src)
-        rainy = to_tensor(image.pixels)[None].to(device)
-        result = derain(model, rainy, tile=tile, overlap=overlap, stages=stages, progress=progress)
-        out = result["B"][-1].clamp(0, 1) if stages else result
+        degraded = to_tensor(image.pixels)[None].to(device)
+        result = restore(model, degraded, aux=aux, tile=tile, overlap=overlap, stages=stages, progress=progress)
+        out = next(iter(result.values()))[-1].clamp(0, 1) if stages else result  # the first map: the estimate
         write_image(job.dst, to_pixels(out[0], image.bit_depth))
         written.append(job.dst)
         if stages:

@@ -1,10 +1,12 @@
-"""Checkpoints: atomic writes, safe loading, padm and official formats.
+"""Checkpoints: atomic writes, safe loading, padm and foreign formats, for any task.
 
 A padm checkpoint is a plain dict readable with ``torch.load(path, weights_only=True)``::
 
     format        "padm-checkpoint"
     version       1
-    model_config  PADMConfig.to_dict()
+    task          name of the task (:func:`padm.unfolding.tasks.get_task`); absent in files written
+                  before tasks existed, which are all of ``DEFAULT_TASK``, the first
+    model_config  the task's network config, ``to_dict()``
     model         state_dict of the network
     ema           state_dict of the EMA weights, or None
     step          optimizer steps taken
@@ -15,15 +17,15 @@ A padm checkpoint is a plain dict readable with ``torch.load(path, weights_only=
     best          {"psnr": float, "step": int}: best validation so far
     data_epoch    epoch of the data stream the next step draws from (informational)
 
-Official checkpoints (BasicSR ``{"params": state_dict}``) are recognised and converted with
-:mod:`padm.unfolding.official`.  Every failure to read or match a checkpoint is a :class:`UserError`
-naming the file.
+A file in another code base's format is offered to every task's ``read_foreign`` (the deraining task
+reads the official BasicSR ``{"params": state_dict}`` checkpoints).  Every failure to read or match a
+checkpoint is a :class:`UserError` naming the file.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +33,11 @@ import torch
 from torch import nn
 
 from padm.errors import UserError
-from padm.unfolding.config import PADMConfig
+from padm.fileio import atomic_write
+from padm.unfolding.tasks import DEFAULT_TASK, TASKS, get_task, task_of
 
 FORMAT = "padm-checkpoint"
 VERSION = 1
-# PADMConfig fields that change no weight shape or value: ignored when matching a checkpoint to a config
-_RUNTIME_FIELDS = ("scan_backend", "dropout_step", "pad_multiple")
 
 
 def default_checkpoint_path() -> Path:
@@ -45,29 +46,20 @@ def default_checkpoint_path() -> Path:
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename: a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """``torch.save`` through :func:`padm.fileio.atomic_write`: a reader never sees half a file."""
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
 
 
-def make_checkpoint(model_config: PADMConfig, model_state: dict, *, step: int = 0, ema_state: dict | None = None,
+def make_checkpoint(model_config, model_state: dict, *, step: int = 0, ema_state: dict | None = None,
                     train_config: dict | None = None, optimizer: dict | None = None, scaler: dict | None = None,
                     rng: dict | None = None, best: dict | None = None, data_epoch: int = 0) -> dict:
-    """Assemble the checkpoint dict (see the module docstring)."""
+    """Assemble the checkpoint dict (see the module docstring); the task is the config's."""
     return {
         "format": FORMAT,
         "version": VERSION,
+        "task": task_of(model_config).name,
         "model_config": model_config.to_dict(),
         "model": {k: v.detach().cpu() for k, v in model_state.items()},
         "ema": None if ema_state is None else {k: v.detach().cpu() for k, v in ema_state.items()},
@@ -82,9 +74,10 @@ def make_checkpoint(model_config: PADMConfig, model_state: dict, *, step: int = 
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a padm or official checkpoint into the padm layout (official ones get ``model_config``/``model``).
+    """Load a padm or foreign checkpoint into the padm layout (foreign ones get ``task``,
+    ``model_config`` and ``model``).
 
-    Raises :class:`UserError` when the file is missing, unreadable, or neither format.
+    Raises :class:`UserError` when the file is missing, unreadable, or no known format.
     """
     path = Path(path)
     if not path.is_file():
@@ -97,45 +90,64 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         if obj.get("version", 0) > VERSION:
             raise UserError(f"{path}: checkpoint version {obj['version']} is newer than this padm ({VERSION})")
-        try:
-            PADMConfig.from_dict(obj["model_config"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise UserError(f"{path}: checkpoint holds an invalid model config ({err})") from None
+        checkpoint_config(path, obj)  # the task exists and the config is valid
         return obj
-    return _read_official(path, obj)
+    return _read_foreign(path, obj)
 
 
-def _read_official(path: Path, obj: Any) -> dict:
-    from padm.unfolding import official  # lazy: only needed for official checkpoints
-
-    state = obj.get("params", obj.get("params_ema", obj)) if isinstance(obj, dict) else None
-    if not isinstance(state, dict) or not state or not official.is_official(state):
-        raise UserError(f"{path}: neither a padm checkpoint nor an official PADM checkpoint")
+def checkpoint_task(path: str | os.PathLike, ckpt: dict):
+    """The task a checkpoint belongs to (files older than tasks: ``DEFAULT_TASK``)."""
+    name = ckpt.get("task", DEFAULT_TASK)
+    if not isinstance(name, str) or (name not in TASKS and name.partition(":")[0] not in sys.modules):
+        # a file never makes padm import a module: tasks of your own are registered or imported first
+        raise UserError(f"{path}: checkpoint is for task {name!r}, which is neither one of {', '.join(TASKS)} "
+                        "nor loaded; register or import its module first (docs/tasks.md)")
     try:
-        config, padm_state = official.load_official(obj)
-    except (KeyError, ValueError, RuntimeError) as err:
-        raise UserError(f"{path}: official checkpoint could not be converted ({err})") from None
-    return make_checkpoint(config, padm_state)
+        return get_task(name)
+    except ValueError as err:
+        raise UserError(f"{path}: checkpoint is for a task this padm cannot load ({err})") from None
 
 
-def config_mismatch(a: PADMConfig, b: PADMConfig) -> list[str]:
+def checkpoint_config(path: str | os.PathLike, ckpt: dict):
+    """The typed network config a checkpoint holds (:class:`UserError` if it is not valid)."""
+    task = checkpoint_task(path, ckpt)
+    try:
+        return task.config_cls.from_dict(ckpt["model_config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"{path}: checkpoint holds an invalid model config ({err})") from None
+
+
+def _read_foreign(path: Path, obj: Any) -> dict:
+    for name in TASKS:
+        try:
+            found = get_task(name).read_foreign(obj)
+        except (KeyError, ValueError, RuntimeError) as err:
+            raise UserError(f"{path}: {name} checkpoint could not be converted ({err})") from None
+        if found is not None:
+            config, state = found
+            return make_checkpoint(config, state)
+    raise UserError(f"{path}: neither a padm checkpoint nor an official checkpoint that a task reads")
+
+
+def config_mismatch(a, b) -> list[str]:
     """Architecture fields in which two configs differ, as ``"name a != b"`` strings."""
+    if type(a) is not type(b):
+        return [f"network {type(a).__name__} != {type(b).__name__}"]
     da, db = a.to_dict(), b.to_dict()
-    return [f"{k} {da[k]!r} != {db[k]!r}" for k in da if k not in _RUNTIME_FIELDS and da[k] != db[k]]
+    runtime = type(a).RUNTIME_FIELDS
+    return [f"{k} {da[k]!r} != {db[k]!r}" for k in da if k not in runtime and da[k] != db[k]]
 
 
-def require_model(path: str | os.PathLike, ckpt: dict, expect: PADMConfig) -> None:
+def require_model(path: str | os.PathLike, ckpt: dict, expect) -> None:
     """:class:`UserError` unless the checkpoint's network has ``expect``'s architecture."""
-    diff = config_mismatch(PADMConfig.from_dict(ckpt["model_config"]), expect)
+    diff = config_mismatch(checkpoint_config(path, ckpt), expect)
     if diff:
         raise UserError(f"{path}: checkpoint is for another model configuration ({'; '.join(diff)})")
 
 
-def create_model(config: PADMConfig) -> nn.Module:
-    """A fresh network for ``config`` (one place that names the model class)."""
-    from padm.unfolding.model import PADM
-
-    return PADM(config)
+def create_model(config) -> nn.Module:
+    """A fresh network for ``config`` (built by the task the config belongs to)."""
+    return task_of(config).build(config)
 
 
 def load_weights(model: nn.Module, state: dict, path: str | os.PathLike) -> None:
@@ -148,13 +160,13 @@ def load_weights(model: nn.Module, state: dict, path: str | os.PathLike) -> None
         raise UserError(f"{path}: weights do not fit the model ({detail[:200]})") from None
 
 
-def load_model(path: str | os.PathLike | None = None, *, expect: PADMConfig | None = None, use_ema: bool = True,
+def load_model(path: str | os.PathLike | None = None, *, expect=None, use_ema: bool = True,
                device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """Network in eval mode from a padm or official checkpoint (``None``: the shipped default model).
+    """Network in eval mode from a padm or foreign checkpoint (``None``: the shipped default model).
 
     ``expect``: a config the checkpoint must match (e.g. a preset the user asked for); a different
     architecture is a :class:`UserError`.  EMA weights are used when present and ``use_ema``.
-    Returns ``(model, checkpoint_dict)``.
+    Returns ``(model, checkpoint_dict)``; ``checkpoint_task(path, ckpt)`` is its task.
     """
     if path is None:
         path = default_checkpoint_path()
@@ -163,7 +175,7 @@ def load_model(path: str | os.PathLike | None = None, *, expect: PADMConfig | No
     ckpt = read_checkpoint(path)
     if expect is not None:
         require_model(path, ckpt, expect)
-    model = create_model(PADMConfig.from_dict(ckpt["model_config"]))
+    model = create_model(checkpoint_config(path, ckpt))
     state = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
     load_weights(model, state, path)
     return model.to(device).eval(), ckpt
@@ -193,5 +205,5 @@ def prune_checkpoints(folder: Path, keep_last: int) -> None:
 
 
 __all__ = ["FORMAT", "VERSION", "default_checkpoint_path", "atomic_save", "make_checkpoint", "read_checkpoint",
-           "config_mismatch", "require_model", "create_model", "load_weights", "load_model", "checkpoint_step",
-           "latest_checkpoint", "prune_checkpoints"]
+           "checkpoint_task", "checkpoint_config", "config_mismatch", "require_model", "create_model",
+           "load_weights", "load_model", "checkpoint_step", "latest_checkpoint", "prune_checkpoints"]

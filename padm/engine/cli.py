@@ -1,7 +1,8 @@
-"""``padm train``, ``padm eval`` and ``padm derain``.
+"""``padm train``, ``padm eval`` and ``padm restore``, for every task.
 
 ``train`` options are generated from :class:`padm.engine.config.TrainConfig`, one per field, so the
-command line, the config file and the saved config always agree.
+command line, the config file and the saved config always agree.  ``restore`` takes its task from the
+checkpoint; :func:`restore_command` makes a copy of it bound to one task (``padm``'s task aliases).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import click
 from padm.engine.config import TrainConfig, field_types, parse_model_overrides, resolve_config
 from padm.engine.metrics import PROTOCOLS
 from padm.errors import UserError
+from padm.fileio import write_text
+from padm.ops.backend import BACKENDS
 
 class Command(click.Command):
     """A click command that reports :class:`UserError` as one line (also when run without ``padm``)."""
@@ -30,6 +33,7 @@ class Command(click.Command):
 _CLICK_TYPES = {"int": click.INT, "float": click.FLOAT, "str": click.STRING, "str | None": click.STRING}
 
 
+
 def config_options(func):
     """One click option per :class:`TrainConfig` field; every default is None = "not given"."""
     types = field_types(TrainConfig)
@@ -39,6 +43,10 @@ def config_options(func):
         if name == "model":
             func = click.option("--model", "model", multiple=True, metavar="FIELD=VALUE",
                                 help="override one network field of the preset (repeatable)")(func)
+            continue
+        if name == "degradation":
+            func = click.option("--degradation", "degradation", multiple=True, metavar="FIELD=VALUE",
+                                help="set one field of the task's degradation (repeatable; docs/tasks.md)")(func)
             continue
         default = field.default if not isinstance(field.default, attrs.Factory) else None  # type: ignore[arg-type]
         shown = f" [default: {default}]" if default not in (None, "") else ""
@@ -70,13 +78,16 @@ def _resume_target(path: str) -> tuple[Path, Path]:
 @click.option("--resume", type=click.Path(), help="continue a run: its folder or one of its checkpoints")
 @click.option("--print-config", is_flag=True, help="print the resolved config as YAML and exit")
 @config_options
-def train(config_file, resume, print_config, model, **options):
-    """Train PADM (official loss, AdamW, constant-then-cosine lr); also runs under torchrun."""
+def train(config_file, resume, print_config, model, degradation, **options):
+    """Train an unfolding network for a task (deep-supervised L1 + FFT loss, AdamW, constant-then-cosine lr);
+    also runs under torchrun."""
     import yaml
 
     overrides = {k: v for k, v in options.items() if v is not None}
     if model:
         overrides["model"] = parse_model_overrides(model)
+    if degradation:
+        overrides["degradation"] = parse_model_overrides(degradation, "--degradation")
     base, ckpt_path = None, None
     if resume:
         from padm.engine.checkpoint import read_checkpoint
@@ -95,6 +106,8 @@ def train(config_file, resume, print_config, model, **options):
         raise UserError("no training data: pass --train-data PATH (or train_data in --config)")
     from padm.engine.train import train as run_training
 
+    if summary_line := _mode_line(cfg):
+        click.echo(summary_line)
     summary = run_training(cfg, resume=ckpt_path)
     if summary.get("rank", 0) == 0:
         best = f", best val PSNR {summary['best_psnr']:.3f} dB at step {summary['best_step']}" \
@@ -102,13 +115,24 @@ def train(config_file, resume, print_config, model, **options):
         click.echo(f"done: {summary['step']} steps, loss {summary['loss']:.5g}{best}; run in {summary['out_dir']}")
 
 
+def _mode_line(cfg: TrainConfig) -> str:
+    """One line saying what is trained, printed before training starts (rank 0 only)."""
+    import os
+
+    if os.environ.get("RANK", "0") != "0" or not cfg.progress:
+        return ""
+    return f"task {cfg.task}, preset {cfg.preset}, scan backend {cfg.scan_backend}"
+
+
 def _model_options(func):
     func = click.option("--ckpt", type=click.Path(dir_okay=False),
-                        help="padm or official checkpoint (default for derain: the shipped default model)")(func)
+                        help="padm or foreign (e.g. official) checkpoint (default for restore: the shipped model)")(func)
     func = click.option("--preset", default=None,
-                        help="refuse a checkpoint that is not of this preset (paper, small, tiny)")(func)
+                        help="refuse a checkpoint that is not of this preset of its task")(func)
     func = click.option("--no-ema", is_flag=True, help="use the raw weights even if the checkpoint has EMA weights")(func)
     func = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N")(func)
+    func = click.option("--scan-backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+                        help="run-time backend of the scan, conv1d and gated ops")(func)
     func = click.option("--tile", type=click.IntRange(min=0), default=512, show_default=True,
                         help="images larger than this run in overlapping tiles (bounded memory); 0: whole images")(func)
     func = click.option("--overlap", type=click.IntRange(min=0), default=64, show_default=True,
@@ -116,69 +140,109 @@ def _model_options(func):
     return func
 
 
-def _load(ckpt, preset, no_ema, device, *, default_ok: bool):
+def _load(ckpt, preset, no_ema, device, *, default_ok: bool, task: str | None = None):
+    """(model, checkpoint dict, task) from the options; ``task``: the task the checkpoint must be of."""
     import torch
 
-    from padm.engine.checkpoint import load_model
-    from padm.unfolding.config import PADMConfig
+    from padm.engine.checkpoint import checkpoint_task, default_checkpoint_path, load_model, read_checkpoint
 
     if ckpt is None and not default_ok:
         raise UserError("pass --ckpt CHECKPOINT")
-    try:
-        expect = PADMConfig.preset(preset) if preset else None
-    except ValueError as err:
-        raise UserError(str(err)) from None
+    path = ckpt if ckpt is not None else default_checkpoint_path()
+    expect = None
+    if preset or task:
+        found = checkpoint_task(path, read_checkpoint(path)) if Path(path).is_file() else None
+        if task and found is not None and found.name != task:
+            raise UserError(f"{path}: checkpoint is for task {found.name!r}, not {task!r}; "
+                            f"use `padm restore` or a {task} checkpoint")
+        if preset and found is not None:
+            try:
+                expect = found.config_cls.preset(preset)
+            except ValueError as err:
+                raise UserError(str(err)) from None
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device {device!r} asked for, but CUDA is not available")
-    model, _ = load_model(ckpt, expect=expect, use_ema=not no_ema, device=device)
-    return model
+    model, info = load_model(ckpt, expect=expect, use_ema=not no_ema, device=device)
+    return model, info, checkpoint_task(path, info)
 
 
-@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("input_path", metavar="INPUT", type=click.Path())
-@click.argument("output", type=click.Path())
-@_model_options
-@click.option("--stages", is_flag=True, help="also save every stage's B, R and step-size maps (<name>_stages/)")
-@click.option("--overwrite", is_flag=True, help="replace existing output files")
-@click.option("--quiet", is_flag=True, help="no progress bars")
-def derain(input_path, output, ckpt, preset, no_ema, device, tile, overlap, stages, overwrite, quiet):
-    """Derain INPUT (an image or a folder of images) into OUTPUT (a file or a folder).
+def _read_aux(task, aux_path):
+    if aux_path is None:
+        if task.needs_aux():
+            raise UserError(f"task {task.name!r} needs --aux FILE: {task.aux_help}")
+        return None
+    if not task.needs_aux():
+        raise UserError(f"task {task.name!r} takes no --aux input")
+    if not Path(aux_path).is_file():
+        raise UserError(f"{aux_path}: not found")
+    try:
+        return task.read_aux(aux_path)
+    except (OSError, ValueError) as err:
+        raise UserError(f"{aux_path}: {err}") from None
 
-    Any size and format padm reads; output keeps the size and bit depth.  Without --ckpt the shipped
-    default model (checkpoints/default.pt) is used.
-    """
-    from padm.engine import apply
 
-    jobs = apply.plan(input_path, output, overwrite=overwrite)
-    model = _load(ckpt, preset, no_ema, device, default_ok=True)
-    apply.check_inputs(jobs)
-    written = apply.run(model, jobs, tile=tile or None, overlap=overlap, stages=stages, progress=not quiet)
-    click.echo(f"wrote {len(written)} image(s) to {written[0] if len(written) == 1 else Path(output)}")
+def restore_command(name: str = "restore", task: str | None = None, verb: str = "Restore") -> click.Command:
+    """The ``padm restore`` command, or (with ``task``) a copy that only takes checkpoints of that task."""
+
+    @click.command(name=name, cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.argument("input_path", metavar="INPUT", type=click.Path())
+    @click.argument("output", type=click.Path())
+    @_model_options
+    @click.option("--aux", "aux_path", type=click.Path(dir_okay=False),
+                  help="the extra input a task's operator needs (see docs/tasks.md)")
+    @click.option("--stages", is_flag=True, help="also save every stage's maps (<name>_stages/)")
+    @click.option("--overwrite", is_flag=True, help="replace existing output files")
+    @click.option("--quiet", is_flag=True, help="no progress bars")
+    def command(input_path, output, ckpt, preset, no_ema, device, scan_backend, tile, overlap, aux_path, stages,
+                overwrite, quiet):
+        from padm.engine import apply
+        from padm.ops import backend
+
+        jobs = apply.plan(input_path, output, overwrite=overwrite)
+        model, _, found = _load(ckpt, preset, no_ema, device, default_ok=True, task=task)
+        aux = _read_aux(found, aux_path)
+        apply.check_inputs(jobs)
+        with backend.use(scan_backend):
+            written = apply.run(model, jobs, tile=tile or None, overlap=overlap, stages=stages, aux=aux,
+                                progress=not quiet)
+        click.echo(f"wrote {len(written)} image(s) to {written[0] if len(written) == 1 else Path(output)}")
+
+    what = f"with a {task} checkpoint" if task else "with the checkpoint's task"
+    command.help = (f"{verb} INPUT (an image or a folder of images) into OUTPUT (a file or a folder), {what}.\n\n"
+                    "Any size and format padm reads; output keeps the size and bit depth.  Without --ckpt the "
+                    "shipped default model (checkpoints/default.pt) is used.")
+    return command
+
+
+restore = restore_command()
 
 
 @click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("pred", metavar="PRED_OR_DATA", type=click.Path())
 @click.argument("gt", required=False, type=click.Path())
 @_model_options
-@click.option("--protocol", type=click.Choice(list(PROTOCOLS)), default="uint8Y", show_default=True,
-              help="uint8Y: Rain200L/H, SPA (the paper's table); doubleY: DID/DDN; rgb")
+@click.option("--protocol", type=click.Choice(list(PROTOCOLS)), default=None,
+              help="uint8Y (the paper's table), doubleY, rgb  [default: the task's; uint8Y for PRED GT]")
+@click.option("--degradation", multiple=True, metavar="FIELD=VALUE",
+              help="with --ckpt, for tasks that degrade clean images: override the checkpoint's degradation")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="write per-image PSNR/SSIM here")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="write the summary here")
 @click.option("--save", "save_dir", type=click.Path(file_okay=False),
-              help="with --ckpt: save the derained images here (PNG)")
+              help="with --ckpt: save the restored images here (PNG)")
 @click.option("--fid", is_flag=True, help="also FID and KID (torch-fidelity; needs --inception-weights)")
 @click.option("--inception-weights", type=click.Path(dir_okay=False),
               help="local weights file of torch-fidelity's inception-v3-compat extractor (never downloaded)")
 @click.option("--quiet", is_flag=True, help="no progress bars")
-def evaluate(pred, gt, ckpt, preset, no_ema, device, tile, overlap, protocol, csv_path, json_path, save_dir, fid,
-             inception_weights, quiet):
-    """Score derained images against ground truth.
+def evaluate(pred, gt, ckpt, preset, no_ema, device, scan_backend, tile, overlap, protocol, degradation, csv_path,
+             json_path, save_dir, fid, inception_weights, quiet):
+    """Score restored images against ground truth.
 
     \b
     padm eval PRED GT                 saved predictions vs ground truth (folders matched by name, or two files)
-    padm eval DATA --ckpt CKPT        derain a paired dataset (folder or .h5) with a checkpoint and score it
+    padm eval DATA --ckpt CKPT        restore the checkpoint's task data (pairs, or clean images it degrades)
+                                      with the checkpoint and score it
     """
     from padm.engine import evaluate as ev
 
@@ -190,13 +254,19 @@ def evaluate(pred, gt, ckpt, preset, no_ema, device, tile, overlap, protocol, cs
         from padm.engine.fidelity import check_weights
 
         check_weights(inception_weights)  # before any work
-    with tempfile.TemporaryDirectory(prefix="padm-eval-") as tmp:
+    from padm.ops import backend
+
+    with tempfile.TemporaryDirectory(prefix="padm-eval-") as tmp, backend.use(scan_backend):
         if ckpt is None:
+            protocol = protocol or "uint8Y"
             rows, files = ev.evaluate_predictions(pred, gt, protocol, progress=not quiet)
         else:
-            model = _load(ckpt, preset, no_ema, device, default_ok=False)
+            model, info, task = _load(ckpt, preset, no_ema, device, default_ok=False)
+            protocol = protocol or task.protocol
+            settings = _degradation(task, info, degradation)
             rows, files = ev.evaluate_model(model, pred, protocol, tile=tile or None, overlap=overlap,
-                                            save_dir=save_dir or (tmp if fid else None), progress=not quiet)
+                                            save_dir=save_dir or (tmp if fid else None), degradation=settings,
+                                            progress=not quiet)
         summary = ev.summarize(rows, protocol)
         if fid:
             from padm.engine.fidelity import fidelity_metrics
@@ -209,8 +279,22 @@ def evaluate(pred, gt, ckpt, preset, no_ema, device, tile, overlap, protocol, cs
     if csv_path:
         ev.write_csv(rows, csv_path, summary)
     if json_path:
-        Path(json_path).write_text(json.dumps(attrs.asdict(summary), indent=2) + "\n")
+        write_text(json_path, json.dumps(attrs.asdict(summary), indent=2) + "\n")
     click.echo(summary.line())
 
 
-__all__ = ["Command", "train", "derain", "evaluate", "config_options"]
+def _degradation(task, ckpt: dict, items: tuple[str, ...]):
+    """The degradation to score with: the checkpoint's training settings (else the task's defaults),
+    with ``--degradation`` overrides."""
+    from padm.engine.config import _coerce_fields
+
+    saved = dict((ckpt.get("train_config") or {}).get("degradation") or {}) if ckpt.get("task") == task.name else {}
+    try:
+        values = {**_coerce_fields(task.degradation_cls, "degradation", saved),
+                  **_coerce_fields(task.degradation_cls, "degradation", parse_model_overrides(items, "--degradation"))}
+        return task.degradation_cls(**values)
+    except (TypeError, ValueError) as err:
+        raise UserError(str(err)) from None
+
+
+__all__ = ["Command", "train", "restore", "restore_command", "evaluate", "config_options"]

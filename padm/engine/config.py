@@ -1,10 +1,12 @@
 """Typed training configuration: defaults = the official recipe, a YAML/TOML file, command-line overrides.
 
 Every field of :class:`TrainConfig` is one ``padm train`` option (``lr`` -> ``--lr``,
-``constant_fraction`` -> ``--constant-fraction``; booleans as ``--flag/--no-flag``); the network is
-``preset`` plus ``model`` overrides (``--model n_feat=24``).  The resolved config a run saves
-(``config.yaml`` and inside every checkpoint) is :meth:`TrainConfig.to_dict`, and
-:meth:`TrainConfig.from_dict` reads it back.
+``constant_fraction`` -> ``--constant-fraction``; booleans as ``--flag/--no-flag``).  ``task`` names the
+restoration problem (:mod:`padm.unfolding.tasks`); the network is the task's ``preset`` plus ``model``
+overrides (``--model n_feat=24``), typed by the task's config class, and ``degradation`` holds the
+task's degradation settings (``--degradation sigma=25``), typed by its ``degradation_cls``.  The
+resolved config a run saves (``config.yaml`` and inside every checkpoint) is
+:meth:`TrainConfig.to_dict`, and :meth:`TrainConfig.from_dict` reads it back.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import yaml
 
 from padm.engine.metrics import PROTOCOLS
 from padm.errors import UserError
-from padm.unfolding.config import PADMConfig
+from padm.fileio import write_text
+from padm.ops.backend import BACKENDS
+from padm.unfolding.tasks import DEFAULT_TASK, TASKS, get_task
 
 
 def _help(text: str, **kw):
@@ -34,9 +38,20 @@ def _ge(n):
 class TrainConfig:
     """One training run.  Defaults reproduce ``Options/Deraining.yml`` of the official code."""
 
+    # --- task
+    task: str = _help(f"restoration task: {', '.join(TASKS)}, or module:Class of your own (docs/tasks.md)",
+                      default=DEFAULT_TASK, validator=lambda _i, _a, name: get_task(name))
+    degradation: Any = _help("the task's degradation settings (--degradation FIELD=VALUE)",
+                             default=attrs.Factory(lambda self: get_task(self.task).degradation_cls(),
+                                                   takes_self=True))
     # --- data
-    train_data: str = _help("training pairs: an HDF5 file from `padm pack` or a folder of pairs", default="")
-    val_data: str | None = _help("validation pairs (full images); none: no validation", default=None)
+    train_data: str = _help("training data: pairs (an HDF5 file from `padm pack` or a folder of pairs), or "
+                            "a folder of clean images for tasks that degrade on the fly", default="")
+    val_data: str | None = _help("validation data (full images), as train_data; none: no validation",
+                                 default=None)
+    train_subset: str = _help("use only these images of train_data, by 1-based position in name order, "
+                              "e.g. 1-180 or 1-10,21-30 (empty: all)", default="")
+    val_subset: str = _help("use only these images of val_data (as --train-subset)", default="")
     out_dir: str = _help("run directory: config, logs, checkpoints, plots", default="runs/padm")
     patch_size: int = _help("random square crop size for training", default=256, validator=_ge(1))
     batch_size: int = _help("crops per process per micro-step (official: 1 per GPU x 4 GPUs)", default=4,
@@ -46,10 +61,11 @@ class TrainConfig:
     samples_per_epoch: int = _help("crops per epoch (0: one per training pair)", default=0, validator=_ge(0))
     num_workers: int = _help("DataLoader worker processes per training process", default=2, validator=_ge(0))
     # --- model
-    preset: str = _help("network preset: paper, small, tiny", default="small")
-    model: PADMConfig = _help("network = preset + overrides (--model FIELD=VALUE)",
-                              default=attrs.Factory(lambda self: PADMConfig.preset(self.preset), takes_self=True))
-    init_from: str | None = _help("start from these weights (padm or official checkpoint); not a resume",
+    preset: str = _help("network preset of the task (docs/tasks.md; PADM: paper, small, tiny)", default="small")
+    model: Any = _help("network = preset + overrides (--model FIELD=VALUE)",
+                       default=attrs.Factory(lambda self: get_task(self.task).config_cls.preset(self.preset),
+                                             takes_self=True))
+    init_from: str | None = _help("start from these weights (padm or foreign checkpoint); not a resume",
                                   default=None)
     # --- objective and optimiser
     fft_weight: float = _help("weight of the FFT L1 term", default=0.01, validator=_ge(0))
@@ -70,7 +86,8 @@ class TrainConfig:
                              default=0.0, validator=attrs.validators.and_(_ge(0), attrs.validators.lt(1)))
     # --- validation, logs, checkpoints
     val_every: int = _help("validate every N steps (0: only at the end)", default=1000, validator=_ge(0))
-    val_protocol: str = _help("metric protocol for validation: uint8Y, doubleY, rgb", default="uint8Y",
+    val_protocol: str = _help("metric protocol for validation: uint8Y, doubleY, rgb (default: the task's)",
+                              default=attrs.Factory(lambda self: get_task(self.task).protocol, takes_self=True),
                               validator=attrs.validators.in_(tuple(PROTOCOLS)))
     val_max_images: int = _help("validate on at most N images (0: all)", default=0, validator=_ge(0))
     val_tile: int = _help("tile size for validation images (0: whole images)", default=0, validator=_ge(0))
@@ -83,6 +100,8 @@ class TrainConfig:
     progress: bool = _help("show a progress bar", default=True)
     # --- runtime
     device: str = _help("auto, cpu, cuda or cuda:N (torchrun: each rank takes cuda:LOCAL_RANK)", default="auto")
+    scan_backend: str = _help(f"run-time backend of the scan, conv1d and gated ops: {', '.join(BACKENDS)}",
+                              default="auto", validator=attrs.validators.in_(BACKENDS))
     amp: bool = _help("mixed precision on CUDA (never on CPU)", default=True)
     amp_dtype: str = _help("bfloat16 or float16 (float16 uses a gradient scaler)", default="bfloat16",
                            validator=attrs.validators.in_(("bfloat16", "float16")))
@@ -92,6 +111,15 @@ class TrainConfig:
     def __attrs_post_init__(self):
         if self.restart_at and self.restart_at >= self.iterations:
             raise ValueError(f"restart_at ({self.restart_at}) must be below iterations ({self.iterations})")
+        task = get_task(self.task)
+        if type(self.model) is not task.config_cls:
+            raise ValueError(f"task {self.task!r} needs a {task.config_cls.__name__} network, "
+                             f"got {type(self.model).__name__}")
+        if type(self.degradation) is not task.degradation_cls:
+            raise ValueError(f"task {self.task!r} needs {task.degradation_cls.__name__} degradation settings, "
+                             f"got {type(self.degradation).__name__}")
+        for name in ("train_subset", "val_subset"):
+            parse_subset(getattr(self, name))  # ValueError now, not after the data is opened
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self, recurse=True)
@@ -104,19 +132,25 @@ class TrainConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise UserError(f"{source}: unknown training option(s) {', '.join(unknown)}")
-        model = data.pop("model", None) or {}
-        if not isinstance(model, dict):
-            raise UserError(f"{source}: 'model' must be a mapping of network fields, got {model!r}")
+        nested = {}
+        for key in ("model", "degradation"):
+            nested[key] = data.pop(key, None) or {}
+            if not isinstance(nested[key], dict):
+                raise UserError(f"{source}: {key!r} must be a mapping of fields, got {nested[key]!r}")
         try:
             kwargs = {name: _coerce(name, value) for name, value in data.items()}
-            preset = kwargs.get("preset", "small")
-            return cls(model=PADMConfig.preset(preset, **{k: _coerce_model(k, v) for k, v in model.items()}),
-                       **kwargs)
+            task = get_task(kwargs.get("task", DEFAULT_TASK))
+            model = task.config_cls.preset(kwargs.get("preset", "small"),
+                                           **_coerce_fields(task.config_cls, "model", nested["model"]))
+            degradation = task.degradation_cls(**_coerce_fields(task.degradation_cls, "degradation",
+                                                                nested["degradation"]))
+            return cls(model=model, degradation=degradation, **kwargs)
         except (TypeError, ValueError) as err:
             raise UserError(f"{source}: {err}") from None
 
 
-_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "str | None": str, "int | None": int}
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "str | None": str, "int | None": int,
+          "float | None": float}
 
 
 def field_types(cls=TrainConfig) -> dict[str, str]:
@@ -157,20 +191,41 @@ def _coerce(name: str, value: Any) -> Any:
     return _coerce_value(name, field_types(TrainConfig)[name], value)
 
 
-def _coerce_model(name: str, value: Any) -> Any:
-    types = field_types(PADMConfig)
-    if name not in types:
-        raise ValueError(f"unknown model field {name!r}; fields: {', '.join(types)}")
-    return _coerce_value(f"model.{name}", types[name], value)
+def _coerce_fields(cls, prefix: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Values of a nested config typed by ``cls``'s fields; keys ``cls`` only knows as legacy are dropped."""
+    types = field_types(cls)
+    out = {}
+    for name, value in values.items():
+        if name in getattr(cls, "LEGACY_FIELDS", ()):
+            continue
+        if name not in types:
+            raise ValueError(f"unknown {prefix} field {name!r}; fields: {', '.join(types) or '(none)'}")
+        out[name] = _coerce_value(f"{prefix}.{name}", types[name], value)
+    return out
 
 
-def parse_model_overrides(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
+def parse_subset(text: str) -> list[range]:
+    """``"1-180"`` or ``"1-10,21-30"`` -> 1-based inclusive ranges; ``""`` -> [] (everything)."""
+    out = []
+    for part in filter(None, (p.strip() for p in str(text).split(","))):
+        lo, sep, hi = part.partition("-")
+        try:
+            a, b = int(lo), int(hi) if sep else int(lo)
+        except ValueError:
+            raise ValueError(f"image subset {text!r}: expected numbers like 1-180 or 1-10,21-30") from None
+        if a < 1 or b < a:
+            raise ValueError(f"image subset {text!r}: ranges count from 1 and run upwards")
+        out.append(range(a, b + 1))
+    return out
+
+
+def parse_model_overrides(items: tuple[str, ...] | list[str], option: str = "--model") -> dict[str, Any]:
     """``["n_feat=24", "share_stage_weights=true"]`` -> typed dict (YAML scalars)."""
     out = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise UserError(f"--model expects FIELD=VALUE, got {item!r}")
+            raise UserError(f"{option} expects FIELD=VALUE, got {item!r}")
         out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
     return out
 
@@ -204,10 +259,13 @@ def resolve_config(file: str | os.PathLike | None = None, overrides: dict[str, A
         if not layer:
             continue
         layer = dict(layer)
-        if "preset" in layer and "model" in data and "model" not in layer:
+        if ("preset" in layer or "task" in layer) and "model" in data and "model" not in layer:
             data.pop("model")  # a new preset replaces the whole network; per-field overrides merge
-        if "model" in layer and isinstance(layer["model"], dict) and isinstance(data.get("model"), dict):
-            layer["model"] = {**data["model"], **layer["model"]}
+        if "task" in layer and layer["task"] != data.get("task", DEFAULT_TASK) and "degradation" not in layer:
+            data.pop("degradation", None)  # another task's degradation settings mean nothing here
+        for key in ("model", "degradation"):
+            if key in layer and isinstance(layer[key], dict) and isinstance(data.get(key), dict):
+                layer[key] = {**data[key], **layer[key]}
         data.update(layer)
         sources.append(name)
     return TrainConfig.from_dict(data, source=" + ".join(sources) or "config")
@@ -215,12 +273,8 @@ def resolve_config(file: str | os.PathLike | None = None, overrides: dict[str, A
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike) -> None:
     """Write the resolved config as YAML, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    os.replace(tmp, path)
+    write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
-__all__ = ["TrainConfig", "field_types", "parse_model_overrides", "read_config_file", "resolve_config",
-           "save_config"]
+__all__ = ["TrainConfig", "field_types", "parse_model_overrides", "parse_subset", "read_config_file",
+           "resolve_config", "save_config"]

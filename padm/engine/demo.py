@@ -1,10 +1,11 @@
-"""``padm demo``: derain the bundled sample images with the shipped model, score them, draw a figure.
+"""``padm demo``: restore the bundled sample images with the shipped model, score them, draw a figure.
 
 The README's main command ends with this.  It needs nothing outside the repository: the samples live
-in ``samples/`` (``pairs/{rain,norain}`` with ground truth, ``real/`` without) and the model in
-``checkpoints/default.pt``.  It writes every derained image, one side-by-side figure
-(rainy | derained | clean where known), and prints PSNR/SSIM on Y (``uint8Y``, the paper's protocol)
-of the rainy input and of the result for every pair, and the elapsed time.
+in ``samples/`` (``pairs/`` in any paired layout :func:`padm.data.layouts.find_pairs` detects, with
+ground truth; ``real/`` without) and the model in ``checkpoints/default.pt``.  It writes every
+restored image, one side-by-side figure (input | restored | clean where known), and prints PSNR/SSIM
+(the model's task protocol; ``uint8Y`` for the shipped model, the paper's) of the input and of the
+result for every pair, and the elapsed time.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 @attrs.frozen
 class Sample:
     name: str
-    rain: Path
+    degraded: Path
     clean: Path | None
 
 
@@ -41,51 +42,51 @@ class DemoResult:
 
 def find_samples(root: Path) -> list[Sample]:
     from padm.data.images import is_image_file
+    from padm.data.layouts import find_pairs
 
     samples = []
-    pairs = root / "pairs"
-    if (pairs / "rain").is_dir():
-        for rain in sorted(p for p in (pairs / "rain").iterdir() if is_image_file(p)):
-            clean = pairs / "norain" / rain.name
-            samples.append(Sample(rain.stem, rain, clean if clean.is_file() else None))
+    if (root / "pairs").is_dir():
+        samples += [Sample(Path(p.name).stem, p.degraded_path, p.clean_path) for p in find_pairs(root / "pairs").pairs]
     if (root / "real").is_dir():
         samples += [Sample(p.stem, p, None) for p in sorted((root / "real").iterdir()) if is_image_file(p)]
     if not samples:
-        raise UserError(f"{root}: no sample images (expected pairs/rain, pairs/norain and/or real/)")
+        raise UserError(f"{root}: no sample images (expected pairs/ with ground truth and/or real/)")
     return samples
 
 
 def run_demo(samples_dir: Path, out_dir: Path, ckpt: str | None = None, *, figure: bool = True,
              log=print) -> list[DemoResult]:
-    """Derain every sample into ``out_dir``; returns per-image timings and scores."""
+    """Restore every sample into ``out_dir``; returns per-image timings and scores."""
     from padm.data.images import read_image, to_float, to_pixels, to_tensor, write_image
     from padm.engine.checkpoint import load_model
-    from padm.engine.infer import derain
+    from padm.engine.infer import restore
     from padm.engine.metrics import score
+    from padm.unfolding.tasks import task_of
 
     samples = find_samples(samples_dir)
     model, info = load_model(ckpt)
+    protocol = task_of(model.config).protocol
     log(f"model: {ckpt or 'shipped default'} ({sum(p.numel() for p in model.parameters()):,} parameters, "
         f"{model.config.stages + 1} stages, n_feat {model.config.n_feat}); {len(samples)} images")
     out_dir.mkdir(parents=True, exist_ok=True)
     results, rows = [], []
     for s in samples:
-        rainy = read_image(s.rain)
-        x = to_tensor(rainy.pixels)[None]  # (1, 3, H, W)
+        degraded = read_image(s.degraded)
+        x = to_tensor(degraded.pixels)[None]  # (1, 3, H, W)
         start = time.perf_counter()
-        y = derain(model, x)  # (1, 3, H, W) in [0, 1]
+        y = restore(model, x)  # (1, 3, H, W) in [0, 1]
         seconds = time.perf_counter() - start
-        write_image(out_dir / f"{s.name}.png", to_pixels(y[0], rainy.bit_depth))
+        write_image(out_dir / f"{s.name}.png", to_pixels(y[0], degraded.bit_depth))
         clean = read_image(s.clean) if s.clean else None
         res = DemoResult(s.name, seconds)
         if clean is not None:
             gt = to_tensor(clean.pixels)[None]
-            (p_in,), (s_in,) = score(x, gt, "uint8Y")
-            (p_out,), (s_out,) = score(y, gt, "uint8Y")
+            (p_in,), (s_in,) = score(x, gt, protocol)
+            (p_out,), (s_out,) = score(y, gt, protocol)
             res = attrs.evolve(res, psnr_in=float(p_in), ssim_in=float(s_in), psnr_out=float(p_out),
                                ssim_out=float(s_out))
         results.append(res)
-        rows.append((to_float(rainy.pixels), y[0].permute(1, 2, 0).numpy(),
+        rows.append((to_float(degraded.pixels), y[0].permute(1, 2, 0).numpy(),
                      to_float(clean.pixels) if clean is not None else None, s.name))
     if figure:
         side_by_side(rows, out_dir / "comparison.png")
@@ -93,10 +94,10 @@ def run_demo(samples_dir: Path, out_dir: Path, ckpt: str | None = None, *, figur
 
 
 def side_by_side(rows, path: Path) -> None:
-    """One figure: a row per image, columns rainy | derained | clean (blank where unknown)."""
+    """One figure: a row per image, columns input | restored | clean (blank where unknown)."""
     fig, axes = pyplot().subplots(len(rows), 3, figsize=(9, 2.1 * len(rows)), squeeze=False)
-    for r, (rainy, derained, clean, name) in enumerate(rows):
-        for c, (img, title) in enumerate(((rainy, "rainy"), (derained, "derained"), (clean, "clean"))):
+    for r, (degraded, restored, clean, name) in enumerate(rows):
+        for c, (img, title) in enumerate(((degraded, "input"), (restored, "restored"), (clean, "clean"))):
             ax = axes[r, c]
             ax.axis("off")
             if img is not None:
@@ -114,10 +115,10 @@ def side_by_side(rows, path: Path) -> None:
 @click.option("--samples", "samples_dir", type=click.Path(file_okay=False, path_type=Path),
               default=REPO / "samples", show_default="samples/", help="folder with pairs/ and real/")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_out"),
-              show_default=True, help="where derained images and comparison.png go")
+              show_default=True, help="where restored images and comparison.png go")
 @click.option("--ckpt", default=None, help="checkpoint (default: the shipped model, checkpoints/default.pt)")
 def demo(samples_dir: Path, out_dir: Path, ckpt: str | None) -> None:
-    """Derain the bundled sample images with the shipped model; print PSNR/SSIM (Y) and the time."""
+    """Restore the bundled sample images with the shipped model; print PSNR/SSIM and the time."""
     start = time.perf_counter()
     results = run_demo(samples_dir, out_dir, ckpt, log=click.echo)
     click.echo("")
@@ -129,5 +130,5 @@ def demo(samples_dir: Path, out_dir: Path, ckpt: str | None) -> None:
             click.echo(f"{r.name:<24} {r.seconds:8.2f} {r.psnr_in:8.2f} {r.psnr_out:9.2f} {r.ssim_in:8.4f} "
                        f"{r.ssim_out:9.4f}")
     click.echo("")
-    click.echo("PSNR/SSIM on the Y channel, uint8 (the paper's protocol for Rain200L/H).")
-    click.echo(f"Derained images and comparison.png in {out_dir}/; total {time.perf_counter() - start:.1f} s.")
+    click.echo("PSNR/SSIM with the model's task protocol (uint8Y for the shipped model: the paper's).")
+    click.echo(f"Restored images and comparison.png in {out_dir}/; total {time.perf_counter() - start:.1f} s.")

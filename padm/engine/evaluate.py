@@ -1,5 +1,8 @@
 """``padm eval``: PSNR/SSIM of saved predictions against ground truth, or of a checkpoint on a dataset.
 
+A checkpoint is scored on its task's data: degraded/clean pairs, or clean images that the task
+degrades with a seed per image name (the same degraded images in every run, as in validation).
+
 Per-image rows (name, psnr, ssim, height, width) go to a CSV; the summary is the mean over images, as
 the papers' MATLAB scripts average per-image values.
 """
@@ -11,16 +14,19 @@ import math
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import numpy as np
-from torch import nn
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from padm.data.images import to_pixels, to_tensor, write_image
-from padm.engine.infer import derain
+from padm.engine.infer import restore
 from padm.engine.metrics import score
 from padm.errors import UserError
+from padm.fileio import atomic_write
+from padm.unfolding.tasks import Task, task_of
 
 
 @attrs.frozen
@@ -63,17 +69,13 @@ def summarize(rows: list[Row], protocol: str) -> Summary:
 
 def write_csv(rows: list[Row], path: str | os.PathLike, summary: Summary | None = None) -> None:
     """Per-image CSV (atomically), with a final ``mean`` row when a summary is given."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_write(path) as tmp, tmp.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["name", "psnr", "ssim", "height", "width"])
         for r in rows:
             w.writerow([r.name, _fmt(r.psnr), _fmt(r.ssim), r.height, r.width])
         if summary is not None:
             w.writerow(["mean", _fmt(summary.psnr), _fmt(summary.ssim), "", ""])
-    os.replace(tmp, path)
 
 
 def _fmt(v: float) -> str:
@@ -82,7 +84,7 @@ def _fmt(v: float) -> str:
 
 def prediction_pairs(pred: str | os.PathLike, gt: str | os.PathLike):
     """Prediction/ground-truth files matched by name (a pair of folders, or of files)."""
-    from padm.data.layouts import Pair, PairList, find_pairs
+    from padm.data.layouts import Pair, PairList, find_folder_pairs
 
     pred, gt = Path(pred), Path(gt)
     for p in (pred, gt):
@@ -92,7 +94,7 @@ def prediction_pairs(pred: str | os.PathLike, gt: str | os.PathLike):
         return PairList("explicit", (Pair(pred.stem, pred, gt),))
     if pred.is_dir() != gt.is_dir():
         raise UserError(f"{pred} and {gt}: give two folders or two files")
-    return find_pairs(rain=pred, clean=gt)
+    return find_folder_pairs(pred, gt)
 
 
 def evaluate_predictions(pred: str | os.PathLike, gt: str | os.PathLike, protocol: str = "uint8Y",
@@ -104,55 +106,67 @@ def evaluate_predictions(pred: str | os.PathLike, gt: str | os.PathLike, protoco
     rows = []
     for pair in tqdm(pairs.pairs, desc="eval", unit="img", disable=not progress):
         p, g = load_pair(pair)
-        rows.append(score_pair(pair.rain_path.name, p.pixels, g.pixels, protocol))
-    return rows, [(pr.rain_path, pr.clean_path) for pr in pairs.pairs]
+        rows.append(score_pair(pair.degraded_path.name, p.pixels, g.pixels, protocol))
+    return rows, [(pr.degraded_path, pr.clean_path) for pr in pairs.pairs]
 
 
-def dataset_items(data: str | os.PathLike) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-    """(name, rainy pixels, clean pixels) of a paired dataset: a folder in any layout padm knows, or an
-    HDF5 file from ``padm pack`` (stored at 8 bits)."""
-    from padm.data.layouts import find_pairs, load_pair
+@attrs.frozen
+class EvalItem:
+    name: str
+    degraded: Tensor  # (1, C, H, W) float
+    clean: np.ndarray  # (H, W, C) uint8/uint16 pixels
+    aux: Any
+    bit_depth: int
 
-    data = Path(data)
-    if data.is_file():
-        from padm.data.datasets import open_paired
 
-        ds = open_paired(data)
-        for i in range(len(ds)):
-            item = ds[i]
-            yield item["name"], to_pixels(item["rain"]), to_pixels(item["clean"])
+def task_items(task: Task, data: str | os.PathLike, degradation=None) -> Iterator[EvalItem]:
+    """The degraded/clean images a task is scored on: pairs from disk, or clean images degraded with
+    ``degradation`` (default: the task's defaults) and a seed per image name."""
+    if task.data == "pairs":
+        from padm.data.datasets import iter_pair_pixels
+
+        for name, degraded, clean in iter_pair_pixels(data):
+            yield EvalItem(name, to_tensor(degraded)[None], clean, None, 16 if degraded.dtype == np.uint16 else 8)
         return
-    for pair in find_pairs(data).pairs:
-        rain, clean = load_pair(pair)
-        yield pair.name, rain.pixels, clean.pixels
+    from padm.data.datasets import open_clean
+
+    settings = degradation if degradation is not None else task.degradation_cls()
+    ds = open_clean(data)
+    for i in range(len(ds)):
+        item = ds[i]
+        sample = task.item_sample(item, settings)
+        yield EvalItem(item["name"], sample.degraded, to_pixels(sample.clean[0], item["bit_depth"]), sample.aux,
+                       item["bit_depth"])
 
 
-def evaluate_model(model: nn.Module, data: str | os.PathLike, protocol: str = "uint8Y", *,
+def evaluate_model(model: nn.Module, data: str | os.PathLike, protocol: str | None = None, *,
                    tile: int | None = None, overlap: int = 64, save_dir: str | os.PathLike | None = None,
-                   progress: bool = True) -> tuple[list[Row], list[tuple[Path, Path]]]:
-    """Derain every rainy image of a paired dataset and score it against its clean image.
+                   degradation=None, progress: bool = True) -> tuple[list[Row], list[tuple[Path, Path]]]:
+    """Restore every degraded image of the model's task data and score it against its clean image.
 
-    Predictions are quantised to the input's bit depth before scoring (as a saved file would be) and,
-    with ``save_dir``, written there as PNG (with the clean images under ``save_dir/gt`` for FID).
+    ``protocol``: None for the task's.  Predictions are quantised to the input's bit depth before
+    scoring (as a saved file would be) and, with ``save_dir``, written there as PNG (with the clean
+    images under ``save_dir/gt`` for FID).
     """
     device = next(model.parameters()).device
+    task = task_of(model.config)
+    protocol = protocol or task.protocol
     rows, files = [], []
     save = Path(save_dir) if save_dir else None
-    items: Iterable = dataset_items(data)
-    for name, rain, clean in tqdm(items, desc="eval", unit="img", disable=not progress):
-        depth = 16 if rain.dtype == np.uint16 else 8
-        pred = derain(model, to_tensor(rain)[None].to(device), tile=tile, overlap=overlap)
-        pred_px = to_pixels(pred[0], depth)
-        rows.append(score_pair(name, pred_px, clean, protocol))
+    items: Iterable = task_items(task, data, degradation)
+    for it in tqdm(items, desc="eval", unit="img", disable=not progress):
+        pred = restore(model, it.degraded.to(device), aux=it.aux, tile=tile, overlap=overlap)
+        pred_px = to_pixels(pred[0], it.bit_depth)
+        rows.append(score_pair(it.name, pred_px, it.clean, protocol))
         if save is not None:
-            stem = Path(name).stem
+            stem = Path(it.name).stem
             files.append((save / f"{stem}.png", save / "gt" / f"{stem}.png"))
             write_image(files[-1][0], pred_px)
-            write_image(files[-1][1], clean)
+            write_image(files[-1][1], it.clean)
     if not rows:
-        raise UserError(f"{data}: no image pairs")
+        raise UserError(f"{data}: no images to evaluate")
     return rows, files
 
 
-__all__ = ["Row", "Summary", "score_pair", "summarize", "write_csv", "prediction_pairs", "evaluate_predictions",
-           "dataset_items", "evaluate_model"]
+__all__ = ["Row", "Summary", "EvalItem", "score_pair", "summarize", "write_csv", "prediction_pairs",
+           "evaluate_predictions", "task_items", "evaluate_model"]

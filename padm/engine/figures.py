@@ -6,6 +6,8 @@ import os
 import warnings
 from pathlib import Path
 
+from padm.fileio import atomic_write
+
 
 def pyplot():
     """``matplotlib.pyplot`` on the non-interactive Agg backend (no display needed)."""
@@ -20,11 +22,11 @@ def pyplot():
 def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Write ``fig`` to a temporary PNG beside ``path`` and rename it: no half-written figures."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.tight_layout()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fig.savefig(tmp, dpi=dpi)
-    pyplot().close(fig)
-    os.replace(tmp, path)
+    try:
+        fig.tight_layout()
+        with atomic_write(path) as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        pyplot().close(fig)
     return path

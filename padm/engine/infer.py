@@ -5,21 +5,28 @@ output is weighted by a window that is 0 in the outer quarter of the overlap on 
 neighbour, ramps linearly across the middle half, and is 1 elsewhere (sides on the image border keep
 weight 1); the weighted sum is divided by the summed weights.  Consequence: for a network whose
 receptive field has radius ``r <= overlap // 4`` and that pads like the whole-image pass, the tiled
-result equals the untiled one up to float rounding (a convex mix of exact values).  PADM is *not*
-such a network: its scan runs over whole rows and its channel attention and Fourier fusion pool over
-the whole (padded) input, so tiles differ from the whole image; ``docs/engine.md`` gives the measured
-difference.  Images no larger than one tile run untiled, exactly.
+result equals the untiled one up to float rounding (a convex mix of exact values).  The unfolding
+networks are *not* such networks: their scan runs over whole rows and their channel attention and
+Fourier fusion pool over the whole (padded) input, so tiles differ from the whole image;
+``docs/engine.md`` gives the measured difference.  Images no larger than one tile run untiled, exactly.
+
+:func:`restore` works for every task: the task turns the degraded batch (and its per-image ``aux``,
+such as a kernel) into the network's input and picks the restored image (or every stage's maps)
+out of its output.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
+import attrs
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from padm.ops.padding import padded_size
+from padm.unfolding.tasks import StageMap, task_of
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -82,37 +89,46 @@ def tiled_apply(fn: Callable[[Tensor], Sequence[Tensor]], x: Tensor, tile: int, 
     return [a / wsum for a in acc]
 
 
-def stage_maps(out) -> list[Tensor]:
-    """Flatten an ``UnfoldingOutput`` into [B_0..B_K, R_0..R_K, eta_B_0.., eta_R_0..]."""
-    return [*out.B, *out.R, *out.eta_B, *out.eta_R]
-
-
 @torch.inference_mode()
-def derain(model: nn.Module, rainy: Tensor, *, tile: int | None = None, overlap: int = 64,
-           stages: bool = False, progress: bool = False) -> Tensor | dict[str, list[Tensor]]:
-    """Derain a float batch (N, 3, H, W) in [0, 1] on the model's device; result on the CPU, float32.
+def restore(model: nn.Module, degraded: Tensor, *, aux: Any = None, tile: int | None = None, overlap: int = 64,
+            stages: bool = False, progress: bool = False) -> Tensor | dict[str, StageMap]:
+    """Restore a float batch (N, C, H, W) in [0, 1] on the model's device; result on the CPU, float32.
 
-    ``tile``: tile size (rounded up to the model's padding multiple) or ``None`` for the whole image.
-    Returns ``B[-1]`` clamped to [0, 1], or with ``stages`` a dict ``{"B", "R", "eta_B", "eta_R"}`` of
-    per-stage lists (unclamped).
+    ``aux``: what the task's operator needs besides the image (e.g. a kernel), the same for
+    every tile.  ``tile``: tile size (rounded up to the model's padding multiple) or ``None`` for the
+    whole image.  Returns the restored image clamped to [0, 1], or with ``stages`` the task's stage
+    maps ``{name: StageMap}`` (each a sequence of stages 0..K, unclamped, on the CPU; for PADM ``B``,
+    ``R``, ``eta_B``, ``eta_z``).
     """
     device = next(model.parameters()).device
-    k1 = model.config.stages + 1
+    task = task_of(model.config)
+    if aux is None and task.needs_aux():
+        raise ValueError(f"task {task.name!r} needs {task.aux_help}")
+    aux_dev = aux.to(device) if isinstance(aux, Tensor) else aux
+    layout: list[StageMap] = []  # the task's maps of the last call, in the order fn returns them
 
     def fn(t: Tensor) -> list[Tensor]:
-        out = model(t.to(device))
-        return stage_maps(out) if stages else [out.B[-1]]
+        out = model(task.inputs(t.to(device), aux_dev))
+        if not stages:
+            return [task.predict(out)]
+        groups = task.stage_maps(out)
+        layout[:] = groups
+        return [m for g in groups for m in g.maps]
 
-    h, w = rainy.shape[-2:]
+    h, w = degraded.shape[-2:]
     if tile is not None and tile > 0:
         tile = padded_size(tile, model.config.padding_multiple)
     if tile is None or tile <= 0 or (h <= tile and w <= tile):
-        maps = [m.float().cpu() for m in fn(rainy)]
+        maps = [m.float().cpu() for m in fn(degraded)]
     else:
-        maps = tiled_apply(fn, rainy, tile, min(overlap, tile - 1), progress=progress)
+        maps = tiled_apply(fn, degraded, tile, min(overlap, tile - 1), progress=progress)
     if not stages:
         return maps[0].clamp(0, 1)
-    return {name: maps[i * k1:(i + 1) * k1] for i, name in enumerate(("B", "R", "eta_B", "eta_R"))}
+    out, start = {}, 0
+    for g in layout:
+        out[g.name] = attrs.evolve(g, maps=tuple(maps[start:start + len(g)]))
+        start += len(g)
+    return out
 
 
-__all__ = ["tile_starts", "tiled_apply", "stage_maps", "derain"]
+__all__ = ["tile_starts", "tiled_apply", "restore"]

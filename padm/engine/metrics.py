@@ -2,7 +2,7 @@
 
 Three protocols (see ``docs/engine.md``):
 
-``uint8Y`` (default; Rain200L/H, SPA-Data; ``evaluate_PSNR_SSIM.m`` of MPRNet/Restormer/DRSformer/PADM)
+``uint8Y`` (default; the paper's table; ``evaluate_PSNR_SSIM.m`` of MPRNet/Restormer/DRSformer/PADM)
     Images as uint8; ``Y = rgb2ycbcr(uint8)`` rounded to uint8 (MATLAB rounds halves away from zero);
     PSNR with peak 255; SSIM of Wang et al. 2004 (``ssim_index.m``): 11×11 Gaussian window σ 1.5,
     K = (0.01, 0.03), L = 255, 'valid' filtering, mean of the map.
@@ -11,7 +11,7 @@ Three protocols (see ``docs/engine.md``):
     peak 1 (MATLAB ``psnr`` on double); SSIM on ``Y*255`` (values in [16, 235], unrounded) with the
     ``ssim_index.m`` settings above.  (``statistic.m`` calls ``ssim(Y*255, Yref*255)``; MATLAB's
     built-in ``ssim`` would use replicate padding and, for double input, ``DynamicRange = 1``, which
-    gives far lower values (0.748 instead of 0.844 on the Rain100L training inputs) than the rainy-input
+    gives far lower values (0.748 instead of 0.844 on the shipped training inputs) than the input
     SSIMs papers report, so the ``*255`` was written for Wang's L = 255 function.  The built-in variant
     stays available as ``ssim(..., padding="replicate", data_range=1)``.)
 ``rgb``

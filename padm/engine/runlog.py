@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from padm.engine.figures import pyplot, save_figure
+from padm.fileio import atomic_write, write_text
 
 
 class RunLog:
@@ -60,9 +61,7 @@ class RunLog:
 
     def rewrite(self, records: list[dict[str, Any]]) -> None:
         """Replace the log with ``records``: ``log.jsonl`` and both CSV files."""
-        tmp = self.jsonl.with_name(".log.jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-        os.replace(tmp, self.jsonl)
+        write_text(self.jsonl, "".join(json.dumps(r) + "\n" for r in records))
         for kind in ("train", "val"):
             rows = [r for r in records if r.get("kind") == kind]
             path = self.dir / f"{kind}.csv"
@@ -72,13 +71,21 @@ class RunLog:
                 path.unlink(missing_ok=True)
 
     def _write_csv(self, path: Path, rows: list[dict[str, Any]], mode: str) -> None:
+        """A new file (or ``mode="w"``) is written whole and atomically; otherwise the rows are appended."""
         fields = [k for k in rows[0] if k != "kind"]
-        new = mode == "w" or not path.is_file()
-        with path.open("w" if new else "a", newline="") as f:
+
+        def put(f, header: bool) -> None:
             writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            if new:
+            if header:
                 writer.writeheader()
             writer.writerows(rows)
+
+        if mode == "w" or not path.is_file():
+            with atomic_write(path) as tmp, tmp.open("w", newline="") as f:
+                put(f, header=True)
+        else:
+            with path.open("a", newline="") as f:
+                put(f, header=False)
 
     def write(self, kind: str, step: int, **values: Any) -> None:
         record = {"kind": kind, "step": int(step), **{k: _plain(v) for k, v in values.items()}}

@@ -1,9 +1,12 @@
-"""Training: one visible loop, nanoGPT style.
+"""Training: one visible loop, nanoGPT style, for any restoration task.
 
     padm train --train-data pairs.h5 --val-data val/ --preset small --iterations 20000
+    padm train --task NAME --config configs/NAME.yaml     # any task of padm.unfolding.tasks
     torchrun --nproc_per_node 4 scripts/train.py --config run.yaml
 
-The model only maps a rainy image to its stage outputs; everything about training is here: the
+The task (:mod:`padm.unfolding.tasks`) builds the network, turns a data batch into a degraded/clean
+:class:`~padm.unfolding.tasks.base.Sample` and says what each stage is compared with; the model only
+maps its input to its stage outputs.  Everything about training is here: the
 deep-supervision loss over all K+1 stages (:mod:`padm.engine.losses`), AdamW with the official
 constant-then-cosine schedule (:mod:`padm.engine.schedule`), gradient-norm clipping, optional EMA and
 gradient accumulation, AMP on CUDA only, data-parallel training under ``torchrun`` (gloo on CPU, NCCL
@@ -11,8 +14,9 @@ on GPU), validation (PSNR/SSIM on Y), logs, checkpoints and exact resume.
 
 Exact resume: a checkpoint holds the weights, optimizer, EMA, gradient scaler, step, best validation
 and every rank's torch RNG state.  The data order is a pure function of (seed, step): epoch ``e``
-visits a permutation drawn from ``seed + e`` and the datasets crop sample ``i`` from
-``(seed, epoch, i)``, so a resumed run draws exactly the batches the uninterrupted run would have.
+visits a permutation drawn from ``seed + e`` and the datasets crop sample ``i`` (and seed its
+degradation, for tasks that degrade on the fly) from ``(seed, epoch, i)``, so a resumed run draws
+exactly the batches the uninterrupted run would have.
 """
 
 from __future__ import annotations
@@ -34,13 +38,15 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from padm.engine import checkpoint as ckpt_io
-from padm.engine.config import TrainConfig, save_config
-from padm.engine.infer import derain
+from padm.engine.config import TrainConfig, parse_subset, save_config
+from padm.engine.infer import restore
 from padm.engine.losses import unfolding_loss
 from padm.engine.metrics import score
 from padm.engine.runlog import RunLog
 from padm.engine.schedule import lr_at
 from padm.errors import UserError
+from padm.ops import backend
+from padm.unfolding.tasks import Sample, Task, get_task
 
 
 # ----------------------------------------------------------------------------------------- processes
@@ -121,13 +127,21 @@ def set_rng_state(d: Dist, rng: dict | None, fallback_seed: int) -> None:
 # ----------------------------------------------------------------------------------------- data
 
 
-def open_datasets(cfg: TrainConfig):
-    """Training crops and (optional) full validation images, from :mod:`padm.data`."""
-    from padm.data.datasets import open_paired
+def _positions(subset: str) -> list[int] | None:
+    """0-based image positions of a ``--train-subset``-style string (None: all images)."""
+    ranges = parse_subset(subset)
+    return [i - 1 for r in ranges for i in r] if ranges else None
 
-    train = open_paired(cfg.train_data, patch_size=cfg.patch_size, seed=cfg.seed, augment=cfg.augment,
-                        num_samples=cfg.samples_per_epoch or None)
-    val = open_paired(cfg.val_data) if cfg.val_data else None
+
+def open_datasets(cfg: TrainConfig):
+    """Training crops and (optional) full validation images, from :mod:`padm.data`: pairs, or clean
+    images for a task that degrades them itself."""
+    from padm.data.datasets import open_clean, open_paired
+
+    opener = open_paired if get_task(cfg.task).data == "pairs" else open_clean
+    train = opener(cfg.train_data, patch_size=cfg.patch_size, seed=cfg.seed, augment=cfg.augment,
+                   num_samples=cfg.samples_per_epoch or None, select=_positions(cfg.train_subset))
+    val = opener(cfg.val_data, select=_positions(cfg.val_subset)) if cfg.val_data else None
     return train, val
 
 
@@ -164,16 +178,18 @@ def batch_stream(dataset, cfg: TrainConfig, d: Dist, start_micro: int) -> Iterat
 
 
 @torch.no_grad()
-def validate(model: nn.Module, dataset, cfg: TrainConfig, d: Dist) -> dict[str, float]:
+def validate(model: nn.Module, dataset, cfg: TrainConfig, d: Dist, task: Task | None = None) -> dict[str, float]:
     """Mean PSNR/SSIM (``cfg.val_protocol``) over the validation images, split across ranks."""
+    task = task or get_task(cfg.task)
+    protocol = cfg.val_protocol
     was_training = model.training
     model.eval()
     n = len(dataset) if cfg.val_max_images == 0 else min(cfg.val_max_images, len(dataset))
     totals = torch.zeros(3, dtype=torch.float64)  # psnr sum, ssim sum, count
     for i in range(d.rank, n, d.world):
-        item = dataset[i]
-        pred = derain(model, item["rain"][None], tile=cfg.val_tile or None)
-        p, s = score(pred, item["clean"][None], cfg.val_protocol)
+        sample = task.item_sample(dataset[i], cfg.degradation)
+        pred = restore(model, sample.degraded, aux=sample.aux, tile=cfg.val_tile or None)
+        p, s = score(pred, sample.clean, protocol)
         totals += torch.tensor([p[0].item(), s[0].item(), 1.0], dtype=torch.float64)
     totals = d.sum(totals)
     model.train(was_training)
@@ -203,7 +219,8 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> dict[str
     """Run (or resume) training as configured; returns a summary (final step, last loss, best PSNR)."""
     d = Dist(cfg.device)
     try:
-        return _train(cfg, d, resume)
+        with backend.use(cfg.scan_backend):
+            return _train(cfg, d, resume)
     finally:
         d.close()
 
@@ -220,6 +237,7 @@ def _train(cfg: TrainConfig, d: Dist, resume) -> dict[str, Any]:
     if state is not None and state.get("optimizer") is None:
         raise UserError(f"{resume}: holds weights only, not a training state; use --init-from to start from it")
     out = _prepare_run_dir(cfg, resuming=state is not None)
+    task = get_task(cfg.task)
     train_set, val_set = open_datasets(cfg)  # before anything is written: bad data paths fail cleanly
 
     # model, EMA, optimizer
@@ -288,13 +306,12 @@ def _train(cfg: TrainConfig, d: Dist, resume) -> dict[str, Any]:
         for micro in range(cfg.grad_accum):
             batch = next(stream)
             epoch = batch["epoch"]
-            rain = batch["rain"].to(d.device, non_blocking=True)
-            clean = batch["clean"].to(d.device, non_blocking=True)
+            sample: Sample = task.make_sample(batch, cfg.degradation).to(d.device)  # degraded, clean, aux
             sync = contextlib.nullcontext() if (not d.enabled or micro == cfg.grad_accum - 1) else model.no_sync()
             with sync:
                 with _autocast(cfg, d.device):
-                    stages = model(rain)
-                loss, parts = unfolding_loss(stages.B, stages.R, rain, clean, cfg.fft_weight)
+                    outputs = model(task.inputs(sample.degraded, sample.aux))  # every stage's estimates
+                loss, parts = unfolding_loss(task.supervision(outputs, sample), cfg.fft_weight)
                 scaler.scale(loss / cfg.grad_accum).backward()
             loss_sum += loss.detach() / cfg.grad_accum
             for k, v in parts.items():
@@ -329,14 +346,15 @@ def _train(cfg: TrainConfig, d: Dist, resume) -> dict[str, Any]:
             t0, steps_timed = time.perf_counter(), 0
 
         if val_set is not None and ((cfg.val_every and step % cfg.val_every == 0) or last):
-            metrics = validate(ema if ema is not None else raw_model, val_set, cfg, d)
+            metrics = validate(ema if ema is not None else raw_model, val_set, cfg, d, task)
             improved = metrics["psnr"] > best["psnr"]
             if improved:
                 best = {"psnr": metrics["psnr"], "step": step}
             if log is not None:
                 log.write("val", step, **metrics, best_psnr=best["psnr"])
                 bar.write(f"step {step}: val PSNR {metrics['psnr']:.3f} dB, SSIM {metrics['ssim']:.4f} "
-                          f"({cfg.val_protocol}, {metrics['images']} images)" + (" (best)" if improved else ""))
+                          f"({cfg.val_protocol}, {metrics['images']} images)"
+                          + (" (best)" if improved else ""))
             if improved:
                 save("best.pt")
 

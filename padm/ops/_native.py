@@ -19,10 +19,11 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 import threading
 import warnings
 from pathlib import Path
+
+from padm.fileio import atomic_write
 
 _SOURCE = Path(__file__).with_name("csrc") / "selective_scan.cpp"  # scan, causal conv1d, gated dw conv
 _FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-Wno-psabi", "-std=c++17", "-shared", "-fPIC", "-pthread"]
@@ -63,17 +64,11 @@ def _build(cxx: str) -> Path:
     target = cache_dir() / f"padm_scan_{key}.so"
     if target.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
-    try:
-        proc = subprocess.run([cxx, *_FLAGS, str(_SOURCE), "-o", tmp], capture_output=True, text=True, check=False)
+    with atomic_write(target) as tmp:  # two processes building at once each rename a whole library
+        proc = subprocess.run([cxx, *_FLAGS, str(_SOURCE), "-o", str(tmp)], capture_output=True, text=True,
+                              check=False)
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "compiler failed")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return target
 
 
@@ -115,7 +110,7 @@ def load() -> ctypes.CDLL | None:
                 lib = ctypes.CDLL(str(_build(cxx)))
                 _declare(lib)
                 _lib = lib
-            except (OSError, RuntimeError, AttributeError) as err:
+            except (OSError, RuntimeError, AttributeError, ValueError) as err:  # ValueError: UserError of a write
                 _error = f"build failed: {err}"
         if _lib is None:
             warnings.warn(

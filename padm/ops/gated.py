@@ -7,7 +7,8 @@ r"""The gated depthwise convolution in the middle of the GDRSS feed-forward netw
 ``u`` has 2h channels, ``out`` h.  :func:`gated_dwconv_ref` is the PyTorch definition (three passes over
 large tensors: convolution, GELU, product); the fused CPU kernel (``csrc/selective_scan.cpp``,
 ``gated_dw3x3``) does it in one pass over channels-last activations.  The kernel is forward-only:
-it is used for inference (no gradient needed), and training takes the reference path.
+it is used for inference (no gradient needed), and training takes the reference path.  The run-time
+backend (:mod:`padm.ops.backend`) ``auto``/``cpu`` allows the kernel; any other runs the reference.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from padm.ops import _native
+from padm.ops import backend as _backend
 
 
 def gated_dwconv_ref(u: Tensor, weight: Tensor) -> Tensor:
@@ -28,6 +30,7 @@ def gated_dwconv_ref(u: Tensor, weight: Tensor) -> Tensor:
 def _fused_ok(u: Tensor, weight: Tensor) -> bool:
     return (
         u.device.type == "cpu"
+        and _backend.resolve(None, False) == "cpu"
         and u.dtype in (torch.float32, torch.float64)
         and weight.dtype == u.dtype
         and weight.shape[-2:] == (3, 3)

@@ -17,7 +17,7 @@ Shapes: ``u, delta, z``: (batch, D, L); ``A``: (D, N); ``B, C``: (D, N) (time-in
 ``D, delta_bias``: (D,).  Returns ``out`` (batch, D, L) in ``u``'s dtype, and with
 ``return_last_state=True`` also ``h_{L-1}`` (batch, D, N).
 
-Backends (``backend=``):
+Backends (``backend=``, or the run-time setting of :mod:`padm.ops.backend` when it is ``None``):
 
 ``reference``
     Readable pure PyTorch: discretise, then one Python loop over time.  The teaching version.  The
@@ -47,8 +47,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from padm.ops import _native
-
-BACKENDS = ("auto", "reference", "cpu", "parallel", "cuda")
+from padm.ops import backend as _backend
+from padm.ops.backend import BACKENDS
 
 # Optional CUDA kernels: guarded so a CPU-only install never needs (or imports) them eagerly.
 _mamba_scan_fn: Callable | None = None
@@ -365,18 +365,15 @@ _IMPLS = {
 }
 
 
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """The concrete backend ``auto`` stands for on ``device``."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown scan backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "auto":
-        return "cuda" if device.type == "cuda" else "cpu"
-    return backend
+def resolve_backend(backend: str | None, device: torch.device) -> str:
+    """The concrete backend ``backend`` (``None``: the run-time setting) stands for on ``device``."""
+    return _backend.resolve(backend, device.type == "cuda")
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                   return_last_state=False, backend: str = "auto"):
-    """Selective scan with ``selective_scan_fn`` semantics (module docstring), on the chosen backend."""
+                   return_last_state=False, backend: str | None = None):
+    """Selective scan with ``selective_scan_fn`` semantics (module docstring), on the chosen backend
+    (``None``: :func:`padm.ops.backend.current`)."""
     impl = _IMPLS[resolve_backend(backend, u.device)]
     return impl(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
 
@@ -450,17 +447,23 @@ def causal_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, activat
 
     x: (batch, D, L), any strides; weight: (D, K) or (D, 1, K); returns (batch, D, L).  A channel-last
     input (``x.stride(1) == 1``, a transposed (batch, L, D) tensor, as the Mamba block passes) goes to
-    the fused CPU kernel and comes back as the same kind of view, without copies.
+    the fused CPU kernel and comes back as the same kind of view, without copies.  The run-time
+    backend (:mod:`padm.ops.backend`) selects: ``reference`` runs :func:`causal_conv1d_ref`,
+    ``parallel`` ``F.conv1d``, the others the fastest kernel available.
     """
     if activation not in (None, "silu", "swish"):
         raise ValueError(f"activation must be None or 'silu', got {activation!r}")
     w = weight.reshape(weight.shape[0], -1)  # (D, K)
     k, length = w.shape[-1], x.shape[-1]
-    if x.is_cuda:
+    chosen = _backend.resolve(None, x.is_cuda)
+    if chosen == "reference":
+        return causal_conv1d_ref(x, w, bias, activation)
+    if x.is_cuda and chosen == "cuda":
         _probe_cuda_kernels()
         if _causal_conv1d_fn is not None and x.dtype in _KERNEL_DTYPES:
             return _causal_conv1d_fn(x.contiguous(), w, bias, activation=activation)
-    elif x.stride(1) == 1 and x.dtype in (torch.float32, torch.float64) and _native.available():
+    elif (not x.is_cuda and chosen == "cpu" and x.stride(1) == 1 and x.dtype in (torch.float32, torch.float64)
+          and _native.available()):
         xl = x.transpose(1, 2)  # (batch, L, D), unit channel stride
         wT = w.t().to(x.dtype).contiguous()  # (K, D)
         b = bias.to(x.dtype).contiguous() if bias is not None else None

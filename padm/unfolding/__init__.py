@@ -1,17 +1,12 @@
-"""Deep unfolding: operators with adjoints, the APGD and SFPM steps, the generic engine, the PADM network."""
+"""Deep unfolding, task-free: operators with adjoints, the APGD and SFPM steps, their blocks, the
+generic unrolling engine and the generic single-image network.  Tasks (deraining with PADM,
+deblurring, denoising) build on these in :mod:`padm.unfolding.tasks`.
+"""
 
-from padm.unfolding.config import PRESETS, PADMConfig
+from padm.unfolding.apgd import apgd_step
 from padm.unfolding.engine import StageParams, unroll
-from padm.unfolding.model import PADM, DerainState, UnfoldingOutput, derain_stage, init_stage
+from padm.unfolding.operators import Conv2dOperator, Identity, LearnedPairConv, LinearOperator, l2_grad
+from padm.unfolding.sfpm import ProxUNet, sfpm_step
 
-__all__ = [
-    "PADM",
-    "PADMConfig",
-    "PRESETS",
-    "DerainState",
-    "UnfoldingOutput",
-    "StageParams",
-    "unroll",
-    "init_stage",
-    "derain_stage",
-]
+__all__ = ["StageParams", "unroll", "apgd_step", "sfpm_step", "ProxUNet", "LinearOperator", "Identity",
+           "Conv2dOperator", "LearnedPairConv", "l2_grad"]

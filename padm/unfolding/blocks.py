@@ -67,13 +67,11 @@ class MambaMixer(nn.Module):
         \text{out} = W_{out}\,(y \cdot \operatorname{SiLU}(z))
     """
 
-    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
-                 scan_backend: str = "auto"):
+    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2):
         super().__init__()
         self.d_inner = expand * d_model  # E
         self.d_state = d_state  # N
         self.dt_rank = math.ceil(d_model / 16)  # r
-        self.scan_backend = scan_backend
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=False)
         self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner, padding=d_conv - 1)
         self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
@@ -103,8 +101,8 @@ class MambaMixer(nn.Module):
         A = -torch.exp(self.A_log)  # (E, N_s), negative: a stable, decaying state
         y = selective_scan(
             x, dt.transpose(1, 2), A, B.transpose(1, 2), C.transpose(1, 2), self.D, z=z.transpose(1, 2),
-            delta_bias=self.dt_proj.bias, delta_softplus=True, backend=self.scan_backend,
-        )  # (N, E, L), computed in float32 at least
+            delta_bias=self.dt_proj.bias, delta_softplus=True,
+        )  # (N, E, L), computed in float32 at least, on the run-time backend (padm.ops.backend)
         return self.out_proj(y.transpose(1, 2))  # (N, L, c)
 
 
@@ -138,14 +136,14 @@ class GDRSS(nn.Module):
     """
 
     def __init__(self, c: int, *, d_state: int = 16, d_conv: int = 4, expand: int = 2, ffn_expansion: float = 2.66,
-                 dropout: float = 0.0, ssm: bool = True, scan_backend: str = "auto"):
+                 dropout: float = 0.0, ssm: bool = True):
         super().__init__()
         self.norm1 = LayerNorm2d(c)
         self.ssm = ssm
         if ssm:
             self.token_norm = nn.LayerNorm(c)
             self.mixer_norm = nn.LayerNorm(c)
-            self.mixer = MambaMixer(c, d_state, d_conv, expand, scan_backend)
+            self.mixer = MambaMixer(c, d_state, d_conv, expand)
         self.local = nn.Sequential(nn.Conv2d(c, c, 1), conv(c, c, 3, bias=True, groups=c))
         self.norm2 = LayerNorm2d(c)
         self.ffn = GatedFFN(c, ffn_expansion)

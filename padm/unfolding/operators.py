@@ -18,7 +18,8 @@ in turn (block-coordinate descent):
 
 The official network learns :math:`\mathcal{D}` and :math:`\mathcal{D}^\top` as **two independent
 convolutions** (:class:`LearnedPairConv`), so its "adjoint" is only an approximation learned end to end;
-:class:`Conv2dOperator` is the exactly tied version.
+:class:`Conv2dOperator` is the exactly tied version.  Task-specific operators live with their task
+(the FFT blur of :mod:`padm.unfolding.tasks.deblur.operator`).
 """
 
 from __future__ import annotations
@@ -91,37 +92,9 @@ class LearnedPairConv(LinearOperator):
         return self
 
 
-class FFTBlur(LinearOperator):
-    r"""Blur by per-image kernels with periodic boundaries, computed with FFTs.
-
-    :math:`A x = k \circledast x = \mathcal{F}^{-1}(\hat k \cdot \mathcal{F}x)` and the exact adjoint
-    :math:`A^\top y = \mathcal{F}^{-1}(\overline{\hat k} \cdot \mathcal{F}y)` (correlation with k).
-    ``kernels``: (N, 1, kh, kw), one per image, centred (its middle pixel is the origin), applied to
-    every channel of images of size ``size = (H, W)``.
-    """
-
-    def __init__(self, kernels: Tensor, size: tuple[int, int]):
-        super().__init__()
-        n, _, kh, kw = kernels.shape
-        h, w = size
-        if kh > h or kw > w:
-            raise ValueError(f"kernel {kh}x{kw} larger than the image {h}x{w}")
-        padded = kernels.new_zeros(n, 1, h, w)
-        padded[..., :kh, :kw] = kernels
-        padded = torch.roll(padded, shifts=(-(kh // 2), -(kw // 2)), dims=(-2, -1))  # centre at (0, 0)
-        self.size = (h, w)
-        self.register_buffer("otf", torch.fft.rfft2(padded), persistent=False)  # (N, 1, H, W//2+1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.fft.irfft2(self.otf * torch.fft.rfft2(x), s=self.size)
-
-    def adjoint(self, y: Tensor) -> Tensor:
-        return torch.fft.irfft2(self.otf.conj() * torch.fft.rfft2(y), s=self.size)
-
-
 def l2_grad(op: LinearOperator, x: Tensor, y: Tensor) -> Tensor:
     r""":math:`\nabla_x \tfrac12\lVert A x - y\rVert^2 = A^\top(A x - y)`."""
     return op.adjoint(op(x) - y)
 
 
-__all__ = ["LinearOperator", "Identity", "Conv2dOperator", "LearnedPairConv", "FFTBlur", "l2_grad"]
+__all__ = ["LinearOperator", "Identity", "Conv2dOperator", "LearnedPairConv", "l2_grad"]

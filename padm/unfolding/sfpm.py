@@ -46,11 +46,10 @@ class BlockSpec:
     expand: int = 2
     ffn_expansion: float = 2.66
     ssm: bool = True
-    scan_backend: str = "auto"
 
     def block(self, c: int, dropout: float) -> GDRSS:
         return GDRSS(c, d_state=self.d_state, d_conv=self.d_conv, expand=self.expand,
-                     ffn_expansion=self.ffn_expansion, dropout=dropout, ssm=self.ssm, scan_backend=self.scan_backend)
+                     ffn_expansion=self.ffn_expansion, dropout=dropout, ssm=self.ssm)
 
 
 class EncoderLevel(nn.Module):

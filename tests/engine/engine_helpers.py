@@ -1,7 +1,7 @@
 """Helpers shared by the engine tests (importable as ``engine_helpers``; pytest puts this folder on the path).
 
 ``StandIn`` has PADM's interface (``.config``, ``forward -> UnfoldingOutput``-like object with K+1
-stage tuples ``B``, ``R``, ``eta_B``, ``eta_R``) but is a few local convolutions with dropout, so
+stage tuples ``B``, ``R``, ``eta_B``, ``eta_z``) but is a few local convolutions with dropout, so
 training-loop tests run in a second, and tiling is exact for it.
 """
 
@@ -14,14 +14,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from padm.unfolding.config import PADMConfig
+from padm.unfolding.tasks.derain.config import PADMConfig
 
 @attrs.frozen
 class Stages:
     B: tuple
     R: tuple
     eta_B: tuple
-    eta_R: tuple
+    eta_z: tuple
 
 
 class StandIn(nn.Module):

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from padm.cli import main
 from padm.data.images import read_image, write_image
 from padm.engine import checkpoint as ck
-from padm.unfolding.config import PADMConfig
+from padm.unfolding.tasks.derain.config import PADMConfig
 
 from engine_helpers import StandIn, write_pairs
 
@@ -55,9 +55,9 @@ def test_derain_folder_file_16bit_and_stages(ckpt, tmp_path):
                     "--stages", "--quiet")
     assert code == 0, out
     stages = tmp_path / "one_stages"
-    assert {"B_0.png", "B_2.png", "R_2.png", "eta_B_0.png", "eta_R_2.png", "stages.npz"} <= set(_files(stages))
+    assert {"B_0.png", "B_2.png", "R_2.png", "eta_B_0.png", "eta_z_2.png", "stages.npz"} <= set(_files(stages))
     npz = np.load(stages / "stages.npz")
-    assert npz["eta_R_0"].shape == (8, 19, 23)
+    assert npz["eta_z_0"].shape == (8, 19, 23)
     # re-running refuses to overwrite unless asked
     code, out = run("derain", src / "a.png", tmp_path / "one.png", "--ckpt", ckpt)
     assert code != 0 and "--overwrite" in out

@@ -1,6 +1,6 @@
 """From the command line, on tiny data: pack -> train -> resume -> eval -> derain.
 
-Runs on the real PADM network (preset tiny) once ``padm.unfolding.model`` exists, otherwise on the
+Runs on the real PADM network (preset tiny) once ``padm.unfolding.tasks.derain.model`` exists, otherwise on the
 stand-in; every step goes through ``padm`` subcommands, as a user would type them.
 """
 
@@ -19,7 +19,7 @@ from padm.data.images import read_image
 
 from engine_helpers import write_pairs
 
-REAL = importlib.util.find_spec("padm.unfolding.model") is not None
+REAL = importlib.util.find_spec("padm.unfolding.tasks.derain.model") is not None
 
 
 @pytest.fixture

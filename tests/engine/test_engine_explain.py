@@ -10,8 +10,9 @@ from padm.cli import main
 from padm.data.images import write_image
 from padm.engine.checkpoint import atomic_save, make_checkpoint
 from padm.engine.explain import step_size_ranges
-from padm.unfolding.config import PADMConfig
-from padm.unfolding.model import PADM
+from padm.unfolding.tasks import StageMap
+from padm.unfolding.tasks.derain.config import PADMConfig
+from padm.unfolding.tasks.derain.model import PADM
 
 
 def tiny_checkpoint(path):
@@ -35,7 +36,10 @@ def test_explain_writes_figure(tmp_path):
 def test_step_size_ranges_average_channels_first():
     eta_B = torch.tensor([[1.0, 3.0], [2.0, 2.0]]).expand(1, 3, 2, 2)  # same map in every channel
     eta_z = torch.stack([torch.zeros(2, 2), torch.full((2, 2), 0.5)])[None]  # channel mean 0.25 everywhere
-    assert step_size_ranges({"eta_B": [eta_B], "eta_R": [eta_z]}) == [(1.0, 3.0, 0.25, 0.25)]
+    maps = {"eta_B": StageMap("eta_B", "step size on B", "step", (eta_B,)),
+            "eta_z": StageMap("eta_z", "step size on z", "step", (eta_z,)),
+            "B": StageMap("B", "B", "image", (eta_B,))}  # not a step size: no range
+    assert step_size_ranges(maps) == [{"step size on B": (1.0, 3.0), "step size on z": (0.25, 0.25)}]
 
 
 def test_explain_downscales_large_images(tmp_path):

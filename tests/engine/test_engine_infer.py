@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from padm.engine.infer import derain, tile_starts, tiled_apply
-from padm.unfolding.config import PADMConfig
+from padm.engine.infer import restore, tile_starts, tiled_apply
+from padm.unfolding.tasks.derain.config import PADMConfig
 
 from engine_helpers import StandIn
 
@@ -34,24 +34,24 @@ def test_tiled_equals_untiled_for_a_local_network(device):
     torch.manual_seed(0)
     model = StandIn(PADMConfig.preset("tiny")).to(device).eval()
     x = torch.rand(1, 3, 70, 83)
-    whole = derain(model, x)
-    tiled = derain(model, x, tile=32, overlap=24)
+    whole = restore(model, x)
+    tiled = restore(model, x, tile=32, overlap=24)
     assert tiled.shape == whole.shape == x.shape
     assert (tiled - whole).abs().max() < 1e-4
     # with too little overlap the seams show: the test above is not trivially true
-    rough = derain(model, x, tile=32, overlap=4)
+    rough = restore(model, x, tile=32, overlap=4)
     assert (rough - whole).abs().max() > 1e-4
     # stages: every map tiled the same way
-    st = derain(model, x, tile=32, overlap=24, stages=True)
-    assert len(st["B"]) == len(st["eta_R"]) == 3
+    st = restore(model, x, tile=32, overlap=24, stages=True)
+    assert len(st["B"]) == len(st["eta_z"]) == 3
     assert (st["B"][-1].clamp(0, 1) - whole).abs().max() < 1e-4
-    assert st["eta_R"][0].shape == (1, 8, 70, 83)
+    assert st["eta_z"][0].shape == (1, 8, 70, 83)
 
 
 def test_image_smaller_than_tile_runs_whole():
     model = StandIn(PADMConfig.preset("tiny")).eval()
     x = torch.rand(2, 3, 13, 17)
-    assert torch.equal(derain(model, x, tile=64), derain(model, x))
+    assert torch.equal(restore(model, x, tile=64), restore(model, x))
 
 
 class Counter(nn.Module):
@@ -73,5 +73,5 @@ class _Out:
 
 def test_tiles_are_rounded_to_the_padding_multiple():
     m = Counter()
-    derain(m, torch.rand(1, 3, 50, 50), tile=30, overlap=8)  # tiny pads to 4: tile 30 -> 32
+    restore(m, torch.rand(1, 3, 50, 50), tile=30, overlap=8)  # tiny pads to 4: tile 30 -> 32
     assert set(m.shapes) == {(32, 32)}

@@ -70,7 +70,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_losses_standin(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_then_resume_gives_the_uninterrupted_losses_real_padm(tmp_path):
-    pytest.importorskip("padm.unfolding.model")
+    pytest.importorskip("padm.unfolding.tasks.derain.model")
     _sigkill_resume(tmp_path, standin=False, iterations=8)
 
 
@@ -80,7 +80,7 @@ def test_torchrun_two_cpu_ranks_stay_in_sync(tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_two_cpu_ranks_stay_in_sync_real_padm(tmp_path):
-    pytest.importorskip("padm.unfolding.model")
+    pytest.importorskip("padm.unfolding.tasks.derain.model")
     _torchrun(tmp_path, standin=False)
 
 
@@ -122,7 +122,7 @@ def make(config):
     if {standin}:
         m = StandIn(config)
     else:
-        from padm.unfolding.model import PADM
+        from padm.unfolding.tasks.derain.model import PADM
         m = PADM(config)
     built.append(m)
     if rank == 0:

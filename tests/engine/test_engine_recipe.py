@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -11,14 +12,18 @@ from padm.engine.config import TrainConfig, parse_model_overrides, read_config_f
 from padm.engine.losses import fft_l1, unfolding_loss
 from padm.engine.schedule import lr_at
 from padm.errors import UserError
+from padm.unfolding.tasks import Sample, get_task
 
 
 def test_loss_is_the_official_sum_over_stages():
+    """The engine's loss over the derain task's supervision terms is the official objective."""
     g = torch.Generator().manual_seed(0)
     rainy, clean = torch.rand(2, 3, 9, 13, generator=g), torch.rand(2, 3, 9, 13, generator=g)
     B = [torch.rand(2, 3, 9, 13, generator=g) for _ in range(3)]
     R = [torch.rand(2, 3, 9, 13, generator=g) for _ in range(3)]
-    total, parts = unfolding_loss(B, R, rainy, clean)
+    task = get_task("derain")
+    out = SimpleNamespace(B=tuple(B), R=tuple(R))
+    total, parts = unfolding_loss(task.supervision(out, Sample(rainy, clean)))
     expect = 0.0
     for b, r in zip(B, R):
         d = torch.fft.fft2(b) - torch.fft.fft2(clean)
@@ -27,7 +32,7 @@ def test_loss_is_the_official_sum_over_stages():
     assert set(parts) == {"l1_B", "l1_R", "fft"}
     assert fft_l1(clean, clean) == 0
     with pytest.raises(ValueError):
-        unfolding_loss(B, R[:2], rainy, clean)
+        unfolding_loss([("B", B, clean), ("R", R[:2], rainy - clean)])
 
 
 def test_official_schedule_shape():

@@ -6,9 +6,11 @@ import attrs
 import pytest
 import torch
 
-from padm.unfolding.config import PADMConfig
+from padm.ops import backend as ops_backend
+
+from padm.unfolding.tasks.derain.config import PADMConfig
 from padm.unfolding.engine import StageParams, unroll
-from padm.unfolding.model import PADM, DerainState, count_parameters, derain_stage, init_stage
+from padm.unfolding.tasks.derain.model import PADM, DerainState, count_parameters, derain_stage, init_stage
 
 TINY = PADMConfig(n_feat=4, stages=1, depth=2, d_state=4)
 
@@ -25,11 +27,11 @@ def test_any_size(tiny_model, device, shape):
     x = torch.rand(*shape, device=device)
     with torch.no_grad():
         out = model(x)
-    assert len(out.B) == len(out.R) == len(out.eta_B) == len(out.eta_R) == TINY.stages + 1
+    assert len(out.B) == len(out.R) == len(out.eta_B) == len(out.eta_z) == TINY.stages + 1
     for t in out.B + out.R + out.eta_B:
         assert t.shape == shape and torch.isfinite(t).all()
-    assert out.eta_R[0].shape == (shape[0], TINY.n_feat, *shape[2:])
-    assert all((e >= 0).all() for e in out.eta_B + out.eta_R)  # step sizes are non-negative
+    assert out.eta_z[0].shape == (shape[0], TINY.n_feat, *shape[2:])
+    assert all((e >= 0).all() for e in out.eta_B + out.eta_z)  # step sizes are non-negative
 
 
 def test_official_padding_on_small_images():
@@ -98,8 +100,10 @@ def test_config_round_trip_and_validation():
         PADMConfig.preset("huge")
     with pytest.raises(ValueError):
         PADMConfig(n_feat=0)
-    with pytest.raises(ValueError):
-        PADMConfig(scan_backend="gpu")
+    with pytest.raises(TypeError):  # a run-time setting, not architecture (padm.ops.backend)
+        PADMConfig(scan_backend="cpu")
+    legacy = PADMConfig.from_dict({**cfg.to_dict(), "scan_backend": "auto"})  # checkpoints before the move
+    assert legacy == cfg
     assert PADMConfig(depth=3).padding_multiple == 4
     assert PADMConfig(depth=4).padding_multiple == 8
     assert PADMConfig.preset("paper").padding_multiple == 32
@@ -168,9 +172,9 @@ def test_model_gradients_agree_across_scan_backends():
     x = torch.rand(1, 3, 9, 7, dtype=torch.float64)
     grads = {}
     for backend in ("reference", "cpu"):
-        model.set_scan_backend(backend)
         model.zero_grad()
-        out = model(x)
+        with ops_backend.use(backend):
+            out = model(x)
         sum(b.square().mean() + r.abs().mean() for b, r in zip(out.B, out.R)).backward()
         grads[backend] = [p.grad.clone() for p in model.parameters()]
     for a, b in zip(grads["reference"], grads["cpu"]):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from padm.unfolding.config import PADMConfig
-from padm.unfolding.model import PADM, count_parameters
-from padm.unfolding.official import (
+from padm.ops import backend as ops_backend
+
+from padm.unfolding.tasks.derain.config import PADMConfig
+from padm.unfolding.tasks.derain.model import PADM, count_parameters
+from padm.unfolding.tasks.derain.official import (
     from_official,
     infer_official_config,
     load_official,
@@ -37,9 +39,9 @@ def official_names(shared_dir):
 def test_golden_outputs_reproduced(golden, backend):
     cfg, sd = load_official(golden["state_dict"])
     assert cfg == PADMConfig.from_official(golden["config"])
-    model = PADM(cfg).double().eval().set_scan_backend(backend)
+    model = PADM(cfg).double().eval()
     model.load_state_dict(sd, strict=True)
-    with torch.no_grad():
+    with torch.no_grad(), ops_backend.use(backend):
         out = model(golden["input"])
     assert len(out.B) == len(golden["B"]) == cfg.stages + 1
     for ours, theirs in zip(out.B + out.R, golden["B"] + golden["R"]):

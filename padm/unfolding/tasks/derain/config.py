@@ -2,7 +2,9 @@
 
 One frozen ``attrs`` class holds every architectural choice; presets are named instances.  The saved
 config of a run is this object serialised (:func:`attrs.asdict`), and :meth:`PADMConfig.from_dict`
-reads it back, rejecting unknown keys.
+reads it back, rejecting unknown keys.  Run-time settings are not here: the scan backend is chosen
+with :mod:`padm.ops.backend` (checkpoints written before that still carry a ``scan_backend`` key,
+which is read and ignored).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 import attrs
 
-SCAN_BACKENDS = ("auto", "reference", "cpu", "parallel", "cuda")
+from padm.unfolding.configs import ConfigMixin
 
 
 def _positive(_inst, attribute, value):
@@ -20,7 +22,7 @@ def _positive(_inst, attribute, value):
 
 
 @attrs.frozen(kw_only=True)
-class PADMConfig:
+class PADMConfig(ConfigMixin):
     """Architecture of a PADM network.
 
     Field names map 1:1 onto the official constructor where one exists:
@@ -41,35 +43,18 @@ class PADMConfig:
     # None: derive the smallest valid multiple, 2 ** (depth - 1).  Official checkpoints need 32.
     pad_multiple: int | None = None
     share_stage_weights: bool = False  # True: one parameter set reused by every stage k = 0..K-1
-    scan_backend: str = attrs.field(default="auto", validator=attrs.validators.in_(SCAN_BACKENDS))
     # ablation switches (all True/"pixel" = the paper's model)
     step: str = attrs.field(default="pixel", validator=attrs.validators.in_(("pixel", "scalar")))
     fourier_fusion: bool = True
     ssm: bool = True
 
+    LEGACY_FIELDS = ("scan_backend",)
+    RUNTIME_FIELDS = ("dropout_step", "pad_multiple")
+
     @property
     def padding_multiple(self) -> int:
         """Spatial multiple inputs are padded to: the configured one, or ``2 ** (depth - 1)``."""
         return self.pad_multiple if self.pad_multiple is not None else 2 ** (self.depth - 1)
-
-    def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PADMConfig":
-        known = {f.name for f in attrs.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown PADMConfig field(s): {', '.join(unknown)}")
-        return cls(**data)
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "PADMConfig":
-        try:
-            base = PRESETS[name]
-        except KeyError:
-            raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
-        return attrs.evolve(base, **overrides)
 
     @classmethod
     def from_official(cls, kwargs: dict[str, Any]) -> "PADMConfig":
@@ -101,3 +86,4 @@ PRESETS: dict[str, PADMConfig] = {
     # the golden fixture's shape; for tests
     "tiny": PADMConfig(n_feat=8, stages=2, depth=3),
 }
+PADMConfig.PRESETS = PRESETS

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from padm.errors import UserError
-from padm.unfolding.config import PADMConfig
+from padm.unfolding.tasks.derain.config import PADMConfig
 
 # (official top-level prefix, padm prefix); "{k}" is a stage index
 _TOP = [

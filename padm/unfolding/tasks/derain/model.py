@@ -16,6 +16,12 @@ Each stage k = 1 .. K updates the background, then the rain map (the released co
     \hat z &= z - \eta_z \odot \mathcal{D}_k^\top(\mathcal{D}_k z - (I - B)), &\eta_z &= S^k_{\beta,z}(F^{z}_{dec}) &\text{(APGD)}\\
     z &= \hat z + \mathcal{U}^k_z(\hat z; F^z_{enc}, F^z_{dec}), \quad R = G_k(z)         &&&\text{(SFPM)}
 
+Note the two convolutions on z, as in the official model: :math:`\mathcal{D}_k` (``op``, with its
+learned transpose) appears only inside the z-gradient step, while the rain layer handed to the next
+stage and to the loss is read out by a separate convolution :math:`G_k` (``to_R``).  The model
+:math:`R = \mathcal{D}(z)` motivates the step; the network does not tie :math:`G_k` to
+:math:`\mathcal{D}_k`.
+
 The initial stage starts from :math:`B = I, R = 0`, takes its step sizes from the images themselves
 and initialises :math:`z_0 = \mathrm{PReLU}(\mathrm{conv}(I - B))`.  The network returns every stage's
 B, R and step-size maps; losses live in :mod:`padm.engine`.
@@ -30,11 +36,11 @@ from torch import Tensor
 
 from padm.ops.padding import crop_to, pad_to_multiple
 from padm.unfolding.apgd import apgd_step
-from padm.unfolding.blocks import MambaMixer, ScalarStep, StepNet
-from padm.unfolding.config import PADMConfig
+from padm.unfolding.blocks import ScalarStep, StepNet
 from padm.unfolding.engine import StageParams, unroll
 from padm.unfolding.operators import Identity, LearnedPairConv
 from padm.unfolding.sfpm import BlockSpec, ProxUNet, UNetFeatures, sfpm_step
+from padm.unfolding.tasks.derain.config import PADMConfig
 
 IDENTITY = Identity()
 
@@ -59,7 +65,12 @@ class UnfoldingOutput:
     B: tuple[Tensor, ...]  # (N, 3, H, W) each; B[-1] is the derained image
     R: tuple[Tensor, ...]  # (N, 3, H, W)
     eta_B: tuple[Tensor, ...]  # (N, 3, H, W)
-    eta_R: tuple[Tensor, ...]  # (N, C, H, W): the z step sizes
+    eta_z: tuple[Tensor, ...]  # (N, C, H, W): the step sizes of the rain map z
+
+    @property
+    def eta_R(self) -> tuple[Tensor, ...]:
+        """The old name of :attr:`eta_z` (it holds z's step sizes, not R's); kept for old callers."""
+        return self.eta_z
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -72,7 +83,7 @@ def _step_net(cfg: PADMConfig, n_in: int, n_out: int) -> nn.Module:
 
 def _block_spec(cfg: PADMConfig) -> BlockSpec:
     return BlockSpec(d_state=cfg.d_state, d_conv=cfg.d_conv, expand=cfg.expand, ffn_expansion=cfg.ffn_expansion,
-                     ssm=cfg.ssm, scan_backend=cfg.scan_backend)
+                     ssm=cfg.ssm)
 
 
 class StageModules(nn.Module):
@@ -85,9 +96,9 @@ class StageModules(nn.Module):
         self.prox_B = ProxUNet(c, cfg.depth, spec, in_channels=cfg.in_channels, kernel_size=k, fusion=fusion,
                                dropout_step=cfg.dropout_step)
         self.eta_z = _step_net(cfg, c, c)  # S_beta for z, from F_dec^z
-        self.op = LearnedPairConv(c, cfg.in_channels, k)  # D and its learned transpose
+        self.op = LearnedPairConv(c, cfg.in_channels, k)  # D and its learned transpose: the z-gradient step only
         self.prox_z = ProxUNet(c, cfg.depth, spec, kernel_size=k, fusion=fusion, dropout_step=cfg.dropout_step)
-        self.to_R = nn.Conv2d(c, cfg.in_channels, k, padding=k // 2, bias=False)  # R = G(z)
+        self.to_R = nn.Conv2d(c, cfg.in_channels, k, padding=k // 2, bias=False)  # R = G(z), not tied to D
 
 
 class InitModules(StageModules):
@@ -171,14 +182,7 @@ class PADM(nn.Module):
 
         outs = unroll(init_stage, derain_stage, I, self.init, self.stages, readout)
         B, R, eta_B, eta_z = zip(*outs)
-        return UnfoldingOutput(B=B, R=R, eta_B=eta_B, eta_R=eta_z)
-
-    def set_scan_backend(self, backend: str) -> "PADM":
-        """Switch every SSM block to another scan backend (``auto``, ``reference``, ``cpu``, ...)."""
-        for m in self.modules():
-            if isinstance(m, MambaMixer):
-                m.scan_backend = backend
-        return self
+        return UnfoldingOutput(B=B, R=R, eta_B=eta_B, eta_z=eta_z)
 
 
 def count_parameters(model: nn.Module) -> int:
