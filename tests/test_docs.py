@@ -74,3 +74,29 @@ def test_referenced_function_exists(doc, path, name):
         assert hasattr(obj, part), f"{doc}: {path}:{name} does not exist"
         obj = getattr(obj, part)
     assert callable(obj), f"{doc}: {path}:{name} is not a function or class"
+
+
+TEST_REF = re.compile(r"`(tests/[\w/]+\.py)::(\w+)`")
+
+
+def reliability_rows() -> list[tuple[str, list[tuple[str, str]]]]:
+    """(fault, [(test file, test name)]) of every row of the README's fault table."""
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Reliability\n", 1)[1].split("\n## ", 1)[0]
+    rows = [_cells(line) for line in section.splitlines() if line.startswith("| ") and not line.startswith("| fault")]
+    return [(cells[0], TEST_REF.findall(cells[-1])) for cells in rows]
+
+
+def test_every_fault_in_the_readme_names_tests_that_exist():
+    import ast
+
+    rows = reliability_rows()
+    assert len(rows) >= 25
+    for fault, tests in rows:
+        assert tests, f"README fault {fault!r} names no test"
+        for path, name in tests:
+            source = DOCS.parent / path
+            assert source.is_file(), f"{fault!r}: {path} does not exist"
+            defined = {n.name for n in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
+                       if isinstance(n, ast.FunctionDef)}
+            assert name in defined, f"{fault!r}: {path} has no test {name}"

@@ -30,8 +30,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -41,6 +39,7 @@ import attrs
 import numpy as np
 
 from padm.errors import UserError
+from padm.fileio import atomic_folder, write_text
 
 
 def _in_range(low: float, high: float, *, low_open: bool = False):
@@ -225,13 +224,9 @@ def synth_folder(clean_dir: str | os.PathLike, out: str | os.PathLike, config: S
     if skipped:
         log(f"Skipped {skipped} non-image entries in {clean_dir}")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     notes: Counter[str] = Counter()
     psnrs = []
-    try:
-        (tmp / "rain").mkdir()
-        (tmp / "norain").mkdir()
+    with atomic_folder(out) as tmp:  # a failure (disk full, read-only, Ctrl-C) leaves no half-filled out
         bar = tqdm(images.items(), desc=f"synth {out.name}", unit="img", disable=not progress,
                    leave=False, dynamic_ncols=True)
         for name, path in bar:
@@ -245,28 +240,11 @@ def synth_folder(clean_dir: str | os.PathLike, out: str | os.PathLike, config: S
             write_image(tmp / "rain" / f"{name}.png", rainy)
             psnrs.append(psnr_y(rainy, clean))
         mean_psnr = float(np.mean(psnrs))
-        (tmp / "synth.json").write_text(json.dumps(
+        write_text(tmp / "synth.json", json.dumps(
             {"config": config.to_dict(), "source": str(clean_dir.resolve()), "images": len(images),
              "mean_psnr_y_db": round(mean_psnr, 3)}, indent=2) + "\n")
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if notes:
         log("Converted: " + "; ".join(f"{note} ({n} images)" for note, n in sorted(notes.items())))
     log(f"Wrote {len(images)} pairs to {out} (rainy-input PSNR on Y: {mean_psnr:.2f} dB)")
     return SynthResult(out, len(images), skipped, mean_psnr, dict(notes))
 
-
-def _replace_dir(new: Path, out: Path) -> None:
-    if not out.exists():
-        os.rename(new, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-    os.rename(out, old / "previous")
-    try:
-        os.rename(new, out)
-    except BaseException:
-        os.rename(old / "previous", out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import attrs
 import numpy as np
-import torch
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -78,7 +77,6 @@ def _save_stages(maps: dict[str, StageMap], folder: Path, bit_depth: int) -> Non
     """Every stage's maps: images and layers as images (clipped to [0, 1]), step-size maps scaled by
     their maximum (their channel mean where they have more than 3 channels), plus all raw values in
     ``stages.npz``."""
-    folder.mkdir(parents=True, exist_ok=True)
     raw = {}
     for kind, tensors in maps.items():
         for k, t in enumerate(tensors):
@@ -100,18 +98,27 @@ def _save_stages(maps: dict[str, StageMap], folder: Path, bit_depth: int) -> Non
 def run(model: nn.Module, jobs: list[Job], *, tile: int | None = None, overlap: int = 64, stages: bool = False,
         aux=None, progress: bool = True) -> list[Path]:
     """Restore each job's image into its output file; returns the written paths.  ``aux``: the extra
-    input of the model's task (e.g. a kernel), the same for every image."""
+    input of the model's task (e.g. a kernel), the same for every image.
+
+    A file that cannot be written (disk full, read-only, ...) stops the run with a :class:`UserError`
+    naming it and how many outputs were complete before it; no half-written file is left.
+    """
     device = next(model.parameters()).device
-    written = []
+    written: list[Path] = []
     for job in tqdm(jobs, desc="restore", unit="img", disable=not progress or len(jobs) < 2):
         image = read_image(job.src)
         degraded = to_tensor(image.pixels)[None].to(device)
         result = restore(model, degraded, aux=aux, tile=tile, overlap=overlap, stages=stages, progress=progress)
         out = next(iter(result.values()))[-1].clamp(0, 1) if stages else result  # the first map: the estimate
-        write_image(job.dst, to_pixels(out[0], image.bit_depth))
+        try:
+            write_image(job.dst, to_pixels(out[0], image.bit_depth))
+            if stages:
+                _save_stages(result, job.dst.with_name(f"{job.dst.stem}_stages"), image.bit_depth)
+        except UserError as err:
+            if len(jobs) == 1:
+                raise
+            raise UserError(f"{err}; {len(written)} of {len(jobs)} images were written before it") from None
         written.append(job.dst)
-        if stages:
-            _save_stages(result, job.dst.with_name(f"{job.dst.stem}_stages"), image.bit_depth)
     return written
 
 

@@ -7,6 +7,7 @@ checkpoint; :func:`restore_command` makes a copy of it bound to one task (``padm
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from pathlib import Path
@@ -17,7 +18,7 @@ import click
 from padm.engine.config import TrainConfig, field_types, parse_model_overrides, resolve_config
 from padm.engine.metrics import PROTOCOLS
 from padm.errors import UserError
-from padm.fileio import write_text
+from padm.fileio import cannot, write_text
 from padm.ops.backend import BACKENDS
 
 class Command(click.Command):
@@ -109,6 +110,14 @@ def train(config_file, resume, print_config, model, degradation, **options):
     if summary_line := _mode_line(cfg):
         click.echo(summary_line)
     summary = run_training(cfg, resume=ckpt_path)
+    if summary.get("stopped_by"):  # SIGINT/SIGTERM: a checkpoint was written; exit as the signal would
+        import signal
+
+        if summary.get("rank", 0) == 0:
+            written = Path(summary["out_dir"]) / "checkpoints" / f"step_{summary['step']:08d}.pt"
+            click.echo(f"stopped by {summary['stopped_by']} after step {summary['step']}: wrote {written}; "
+                       f"continue with padm train --resume {summary['out_dir']}")
+        click.get_current_context().exit(128 + signal.Signals[summary["stopped_by"]])
     if summary.get("rank", 0) == 0:
         best = f", best val PSNR {summary['best_psnr']:.3f} dB at step {summary['best_step']}" \
             if summary["best_step"] >= 0 else ""
@@ -256,7 +265,8 @@ def evaluate(pred, gt, ckpt, preset, no_ema, device, scan_backend, tile, overlap
         check_weights(inception_weights)  # before any work
     from padm.ops import backend
 
-    with tempfile.TemporaryDirectory(prefix="padm-eval-") as tmp, backend.use(scan_backend):
+    with contextlib.ExitStack() as stack, backend.use(scan_backend):
+        tmp = stack.enter_context(_scratch_folder()) if fid and ckpt is not None and not save_dir else None
         if ckpt is None:
             protocol = protocol or "uint8Y"
             rows, files = ev.evaluate_predictions(pred, gt, protocol, progress=not quiet)
@@ -265,7 +275,7 @@ def evaluate(pred, gt, ckpt, preset, no_ema, device, scan_backend, tile, overlap
             protocol = protocol or task.protocol
             settings = _degradation(task, info, degradation)
             rows, files = ev.evaluate_model(model, pred, protocol, tile=tile or None, overlap=overlap,
-                                            save_dir=save_dir or (tmp if fid else None), degradation=settings,
+                                            save_dir=save_dir or tmp, degradation=settings,
                                             progress=not quiet)
         summary = ev.summarize(rows, protocol)
         if fid:
@@ -281,6 +291,17 @@ def evaluate(pred, gt, ckpt, preset, no_ema, device, scan_backend, tile, overlap
     if json_path:
         write_text(json_path, json.dumps(attrs.asdict(summary), indent=2) + "\n")
     click.echo(summary.line())
+
+
+@contextlib.contextmanager
+def _scratch_folder():
+    """A temporary folder for the images FID reads (a failure to make it is one line)."""
+    try:
+        folder = tempfile.TemporaryDirectory(prefix="padm-eval-")
+    except OSError as err:
+        raise cannot(tempfile.gettempdir(), err, "cannot make a temporary folder") from None
+    with folder as name:
+        yield name
 
 
 def _degradation(task, ckpt: dict, items: tuple[str, ...]):

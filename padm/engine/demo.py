@@ -68,7 +68,6 @@ def run_demo(samples_dir: Path, out_dir: Path, ckpt: str | None = None, *, figur
     protocol = task_of(model.config).protocol
     log(f"model: {ckpt or 'shipped default'} ({sum(p.numel() for p in model.parameters()):,} parameters, "
         f"{model.config.stages + 1} stages, n_feat {model.config.n_feat}); {len(samples)} images")
-    out_dir.mkdir(parents=True, exist_ok=True)
     results, rows = [], []
     for s in samples:
         degraded = read_image(s.degraded)

@@ -1,10 +1,14 @@
 """Run logs: ``log.jsonl`` (every record), ``train.csv`` / ``val.csv``, TensorBoard when installed, and
 ``curves.png`` (loss and validation PSNR) at the end.  Only rank 0 writes.
+
+Whole files are written atomically and records are appended with :func:`padm.fileio.append_text`; a
+file-system failure (a full disk, ...) is one :class:`~padm.errors.UserError` naming the file.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -12,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from padm.engine.figures import pyplot, save_figure
-from padm.fileio import atomic_write, write_text
+from padm.fileio import append_text, atomic_write, cannot, make_folder, write_text
 
 
 class RunLog:
@@ -25,7 +29,7 @@ class RunLog:
 
     def __init__(self, run_dir: str | os.PathLike, tensorboard: bool = True):
         self.dir = Path(run_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        make_folder(self.dir)
         self.jsonl = self.dir / "log.jsonl"
         self._tb = None
         if tensorboard:
@@ -34,7 +38,10 @@ class RunLog:
             except ImportError:  # tensorboard not installed: JSONL/CSV only
                 pass
             else:
-                self._tb = SummaryWriter(log_dir=str(self.dir / "tb"))
+                try:
+                    self._tb = SummaryWriter(log_dir=str(self.dir / "tb"))
+                except OSError as err:
+                    raise cannot(self.dir / "tb", err) from None
 
     def records(self) -> list[dict[str, Any]]:
         if not self.jsonl.is_file():
@@ -68,7 +75,10 @@ class RunLog:
             if rows:
                 self._write_csv(path, rows, mode="w")
             else:
-                path.unlink(missing_ok=True)
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as err:
+                    raise cannot(path, err, "cannot remove") from None
 
     def _write_csv(self, path: Path, rows: list[dict[str, Any]], mode: str) -> None:
         """A new file (or ``mode="w"``) is written whole and atomically; otherwise the rows are appended."""
@@ -84,13 +94,13 @@ class RunLog:
             with atomic_write(path) as tmp, tmp.open("w", newline="") as f:
                 put(f, header=True)
         else:
-            with path.open("a", newline="") as f:
-                put(f, header=False)
+            text = io.StringIO(newline="")
+            put(text, header=False)
+            append_text(path, text.getvalue())
 
     def write(self, kind: str, step: int, **values: Any) -> None:
         record = {"kind": kind, "step": int(step), **{k: _plain(v) for k, v in values.items()}}
-        with self.jsonl.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_text(self.jsonl, json.dumps(record) + "\n")
         self._write_csv(self.dir / f"{kind}.csv", [record], mode="a")
         if self._tb is not None:
             for k, v in record.items():

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
@@ -39,6 +40,7 @@ from tqdm.auto import tqdm
 
 from padm.engine import checkpoint as ckpt_io
 from padm.engine.config import TrainConfig, parse_subset, save_config
+from padm.engine.guard import NonFiniteError, RunLock, StopSignals, quiet_worker, resume_hint
 from padm.engine.infer import restore
 from padm.engine.losses import unfolding_loss
 from padm.engine.metrics import score
@@ -167,7 +169,7 @@ def batch_stream(dataset, cfg: TrainConfig, d: Dist, start_micro: int) -> Iterat
         # own generator: creating the loader's iterator must not draw from the global RNG (dropout)
         loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=mine, num_workers=cfg.num_workers,
                             pin_memory=d.device.type == "cuda", generator=torch.Generator().manual_seed(epoch),
-                            persistent_workers=False)
+                            persistent_workers=False, worker_init_fn=quiet_worker)
         for batch in loader:
             batch["epoch"] = epoch
             yield batch
@@ -215,17 +217,72 @@ def _prepare_run_dir(cfg: TrainConfig, resuming: bool) -> Path:
     return out
 
 
+@attrs.define
+class _Run:
+    """What the loop shares with :func:`train` around it: stop signals, the run folder's lock, progress."""
+
+    signals: StopSignals
+    stack: contextlib.ExitStack
+    looping: bool = False
+    step: int = 0
+
+
 def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Run (or resume) training as configured; returns a summary (final step, last loss, best PSNR)."""
+    """Run (or resume) training as configured; returns a summary (final step, last loss, best PSNR,
+    ``stopped_by``: the signal that stopped it early, or None).
+
+    The run folder is locked for this process (:class:`padm.engine.guard.RunLock`).  SIGINT/SIGTERM
+    stop it after the current step with a checkpoint; a non-finite loss or gradient raises
+    :class:`padm.engine.guard.NonFiniteError` before that step is logged or saved; any other failure
+    during the loop (a full disk, ...) is a :class:`UserError` that names the last good checkpoint.
+    """
     d = Dist(cfg.device)
     try:
-        with backend.use(cfg.scan_backend):
-            return _train(cfg, d, resume)
+        with backend.use(cfg.scan_backend), StopSignals() as signals, contextlib.ExitStack() as stack:
+            run = _Run(signals, stack)
+            try:
+                return _train(cfg, d, resume, run)
+            except UserError as err:
+                if not run.looping or isinstance(err, NonFiniteError):
+                    raise
+                raise type(err)(f"{err}; training stopped at step {run.step}, "
+                                f"{resume_hint(Path(cfg.out_dir))}") from None
     finally:
         d.close()
 
 
-def _train(cfg: TrainConfig, d: Dist, resume) -> dict[str, Any]:
+def _lock_run_dir(out: Path, d: Dist, run: _Run) -> None:
+    """Rank 0 locks the run folder for the whole run; every rank raises if it could not."""
+    error = None
+    if d.main:
+        try:
+            run.stack.enter_context(RunLock(out))
+        except UserError as err:
+            error = str(err)
+    errors = [e for e in d.gather(error) if e]
+    if errors:
+        raise UserError(errors[0])
+
+
+def _after_step(run: _Run, d: Dist, out: Path, step: int, loss: Tensor, grad_norm: Tensor, *,
+                check_grad: bool) -> bool:
+    """After optimizer step ``step``: a non-finite loss or gradient norm (on any rank) raises
+    :class:`NonFiniteError`; returns whether a stop signal arrived (on any rank).  With a gradient
+    scaler, non-finite gradients are the scaler's to handle (it skips the step), so only the loss counts."""
+    run.step = step
+    bad = [~torch.isfinite(loss.detach()),
+           ~torch.isfinite(grad_norm.detach()) if check_grad else torch.zeros((), dtype=torch.bool)]
+    flags = torch.stack([b.float().cpu() for b in bad] + [torch.tensor(float(run.signals.received is not None))])
+    bad_loss, bad_grad, stop = (v > 0 for v in d.sum(flags).tolist())
+    if bad_loss or bad_grad:
+        what, value = ("loss", loss) if bad_loss else ("gradient norm", grad_norm)
+        shown = f"{value.item():g}" if not torch.isfinite(value) else "not finite on another process"
+        raise NonFiniteError(f"step {step}: the {what} is {shown}; training stopped before logging or saving "
+                             f"this step, {resume_hint(out)} (a lower --lr or a --grad-clip may keep it finite)")
+    return stop
+
+
+def _train(cfg: TrainConfig, d: Dist, resume, run: _Run) -> dict[str, Any]:
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -239,6 +296,8 @@ def _train(cfg: TrainConfig, d: Dist, resume) -> dict[str, Any]:
     out = _prepare_run_dir(cfg, resuming=state is not None)
     task = get_task(cfg.task)
     train_set, val_set = open_datasets(cfg)  # before anything is written: bad data paths fail cleanly
+    _lock_run_dir(out, d, run)  # one process per run folder, then look again: another may have used it
+    out = _prepare_run_dir(cfg, resuming=state is not None)
 
     # model, EMA, optimizer
     torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
@@ -259,9 +318,12 @@ def _train(cfg: TrainConfig, d: Dist, resume) -> dict[str, Any]:
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
     step, best = 0, {"psnr": float("-inf"), "step": -1}
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+            if state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise UserError(f"{resume}: the optimizer state does not fit the model ({str(err)[:200]})") from None
         step, best = int(state["step"]), dict(state["best"])
         set_rng_state(d, state.get("rng"), cfg.seed + 7919 * d.rank + step)
     else:
@@ -273,8 +335,7 @@ def _train(cfg: TrainConfig, d: Dist, resume) -> dict[str, Any]:
     # logs
     log = None
     if d.main:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
+        save_config(cfg, out / "config.yaml")  # the lock made the folder
         log = RunLog(out, tensorboard=cfg.tensorboard)
         if state is not None:
             log.truncate_after(step)
@@ -295,6 +356,7 @@ def _train(cfg: TrainConfig, d: Dist, resume) -> dict[str, Any]:
                desc="train")
     epoch, last_loss, t0, steps_timed = 0, math.nan, time.perf_counter(), 0
     model.train()
+    run.looping, stopping = True, False
     while step < cfg.iterations:
         lr = lr_at(step, lr=cfg.lr, min_lr=cfg.min_lr, iterations=cfg.iterations,
                    constant_fraction=cfg.constant_fraction, warmup=cfg.warmup, start=cfg.restart_at)
@@ -333,6 +395,7 @@ def _train(cfg: TrainConfig, d: Dist, resume) -> dict[str, Any]:
         steps_timed += 1
         bar.update()
         last = step == cfg.iterations
+        stopping = _after_step(run, d, out, step, loss_sum, grad_norm, check_grad=not use_scaler) and not last
 
         if step % cfg.log_every == 0 or last:
             loss_val = d.mean(loss_sum).item()
@@ -358,19 +421,22 @@ def _train(cfg: TrainConfig, d: Dist, resume) -> dict[str, Any]:
             if improved:
                 save("best.pt")
 
-        if step % cfg.ckpt_every == 0 or last:
+        if step % cfg.ckpt_every == 0 or last or stopping:
             save(f"step_{step:08d}.pt")
             if d.main:
                 ckpt_io.prune_checkpoints(out / "checkpoints", cfg.keep_last)
             d.barrier()
+        if stopping:  # SIGINT/SIGTERM: the checkpoint of this step is written
+            break
     bar.close()
+    run.looping = False  # every step is done and saved: what fails now needs no resume
 
     if log is not None:
-        if cfg.plot:
+        if cfg.plot and not stopping:
             log.plot()
         log.close()
     return {"step": step, "loss": last_loss, "best_psnr": best["psnr"], "best_step": best["step"],
-            "out_dir": str(out), "rank": d.rank}
+            "out_dir": str(out), "rank": d.rank, "stopped_by": run.signals.name if stopping else None}
 
 
 __all__ = ["Dist", "batch_stream", "validate", "train", "open_datasets", "rng_state", "set_rng_state"]

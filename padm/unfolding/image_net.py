@@ -36,23 +36,23 @@ from padm.unfolding.blocks import ScalarStep, StepNet
 from padm.unfolding.engine import StageParams, unroll
 from padm.unfolding.operators import LinearOperator
 from padm.unfolding.sfpm import BlockSpec, ProxUNet, UNetFeatures, sfpm_step
-from padm.unfolding.configs import ConfigMixin
+from padm.unfolding.configs import ConfigMixin, choice, flag, integer, number
 
 
 @attrs.frozen(kw_only=True)
 class ImageNetConfig(ConfigMixin):
     """Architecture of an :class:`ImageUnfolding` network."""
 
-    in_channels: int = attrs.field(default=3, validator=attrs.validators.ge(1))
-    n_feat: int = attrs.field(default=8, validator=attrs.validators.ge(1))  # width of the proximal U-Net
-    stages: int = attrs.field(default=2, validator=attrs.validators.ge(0))  # K stages after the initial one
-    depth: int = attrs.field(default=3, validator=attrs.validators.ge(1))
-    d_state: int = attrs.field(default=16, validator=attrs.validators.ge(1))
-    ffn_expansion: float = 2.66
-    share_stage_weights: bool = False
-    step: str = attrs.field(default="pixel", validator=attrs.validators.in_(("pixel", "scalar")))
-    fourier_fusion: bool = True
-    ssm: bool = True
+    in_channels: int = integer(3, 1, 64)
+    n_feat: int = integer(8, 1, 512)  # width of the proximal U-Net
+    stages: int = integer(2, 0, 20)  # K stages after the initial one
+    depth: int = integer(3, 1, 6)
+    d_state: int = integer(16, 1, 256)
+    ffn_expansion: float = number(2.66, 0.5, 16)
+    share_stage_weights: bool = flag(False)
+    step: str = choice("pixel", ("pixel", "scalar"))
+    fourier_fusion: bool = flag(True)
+    ssm: bool = flag(True)
 
     LEGACY_FIELDS = ("scan_backend",)
 

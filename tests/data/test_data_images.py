@@ -183,3 +183,20 @@ def test_16bit_rgba_png_alpha_dropped(tmp_path):
     img = read_image(tmp_path / "a.png")
     assert img.bit_depth == 16 and img.notes == ("alpha channel dropped",)
     np.testing.assert_array_equal(img.pixels, px[..., :3])
+
+
+@pytest.mark.parametrize("side", [12_000, 30_000])  # past Pillow's warning limit, and past its error limit
+def test_decompression_bomb_is_refused_before_decoding(tmp_path, side):
+    """A tiny file whose header claims a huge image: refused from the header, nothing is allocated."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    with pytest.raises(UserError, match=r"cannot read image .*bomb\.png: Image size \(\d+ pixels\) exceeds limit"):
+        read_image(bomb)

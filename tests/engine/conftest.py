@@ -29,3 +29,16 @@ def standin(monkeypatch):
 @pytest.fixture
 def pairs_dir(tmp_path) -> Path:
     return write_pairs(tmp_path / "pairs")
+
+
+@pytest.fixture
+def ckpt(standin, tmp_path) -> Path:
+    """A padm checkpoint file of the stand-in network (tiny preset), seeded."""
+    from padm.engine import checkpoint as ck
+    from padm.unfolding.tasks.derain.config import PADMConfig
+
+    torch.manual_seed(0)
+    cfg = PADMConfig.preset("tiny")
+    path = tmp_path / "model.pt"
+    ck.atomic_save(ck.make_checkpoint(cfg, StandIn(cfg).state_dict()), path)
+    return path

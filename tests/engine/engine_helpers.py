@@ -1,5 +1,9 @@
 """Helpers shared by the engine tests (importable as ``engine_helpers``; pytest puts this folder on the path).
 
+``inject_fault`` makes file-system writes fail (read-only, permission denied, disk full) without a real
+mount, ``leftovers`` finds temporary files a writer left behind, and ``assert_one_line_error`` checks
+the one-line error of the command line.
+
 ``StandIn`` has PADM's interface (``.config``, ``forward -> UnfoldingOutput``-like object with K+1
 stage tuples ``B``, ``R``, ``eta_B``, ``eta_z``) but is a few local convolutions with dropout, so
 training-loop tests run in a second, and tiling is exact for it.
@@ -7,6 +11,8 @@ training-loop tests run in a second, and tiling is exact for it.
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import attrs
@@ -66,3 +72,86 @@ def write_pairs(root: Path, n: int = 4, size=(21, 26), seed: int = 0) -> Path:
         write_image(root / "norain" / f"{i + 1:04d}.png", clean)
         write_image(root / "rain" / f"{i + 1:04d}.png", rain)
     return root
+
+
+# ------------------------------------------------------------------------------------ injected faults
+
+FAULTS = {  # name -> (errno, what fails)
+    "read-only": (errno.EROFS, "create"),  # the target folder is on a read-only mount
+    "missing-parent-read-only": (errno.EROFS, "create"),  # ... and a folder of the target is missing
+    "permission-denied": (errno.EACCES, "create"),
+    "disk-full": (errno.ENOSPC, "flush"),  # the data was written, the disk filled up before it was on it
+}
+
+
+def inject_fault(monkeypatch, kind: str, root: Path, *, after: int = 0, only: str = "") -> list[str]:
+    """Make file-system writes under ``root`` fail as ``kind`` of :data:`FAULTS` would, without a real mount.
+
+    ``create`` faults: creating a file (``os.open`` with ``O_CREAT``) or a folder (``os.mkdir``) under
+    ``root`` raises.  ``flush`` faults: the flush to disk that finishes every file padm writes
+    (``padm.fileio._fsync``, inside :func:`padm.fileio.atomic_write` and ``append_text``) raises,
+    after the writer wrote its data: the disk filled up midway.  ``after``: let that many matching
+    operations succeed first; ``only``: only paths containing this text.  Returns the paths that failed.
+    """
+    import padm.fileio as fileio
+
+    code, what = FAULTS[kind]
+    failed: list[str] = []
+    seen = [0]
+
+    def hit(path) -> bool:
+        text = os.fspath(path) if not isinstance(path, int) else ""
+        if not text.startswith(str(root)) or only not in text:
+            return False
+        seen[0] += 1
+        if seen[0] <= after:
+            return False
+        failed.append(text)
+        return True
+
+    def error(path) -> OSError:
+        return OSError(code, os.strerror(code), os.fspath(path))
+
+    if what == "create":
+        real_open, real_mkdir = os.open, os.mkdir
+
+        def fake_open(path, flags, *args, **kwargs):
+            if flags & os.O_CREAT and hit(path):
+                raise error(path)
+            return real_open(path, flags, *args, **kwargs)
+
+        def fake_mkdir(path, *args, **kwargs):
+            if os.path.exists(path) or not os.path.isdir(os.path.dirname(os.fspath(path))):
+                return real_mkdir(path, *args, **kwargs)  # EEXIST / ENOENT, as a read-only mount answers too
+            if hit(path):
+                raise error(path)
+            return real_mkdir(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", fake_open)
+        monkeypatch.setattr(os, "mkdir", fake_mkdir)
+    else:
+        real_fsync = fileio._fsync
+
+        def fake_fsync(path):
+            if hit(path):
+                raise error(path)
+            real_fsync(path)
+
+        monkeypatch.setattr(fileio, "_fsync", fake_fsync)
+    return failed
+
+
+def leftovers(root: Path) -> list[str]:
+    """Temporary files or folders of padm's writers under ``root``: there must never be any."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob(".*") if ".partial" in p.name or p.name.endswith(".old"))
+
+
+def assert_one_line_error(code: int, output: str, needle: str) -> str:
+    """A non-zero exit with one ``Error: ...`` line containing ``needle`` and no traceback (other lines,
+    such as a summary printed before the work began, may come with it)."""
+    assert code != 0, output
+    assert "Traceback" not in output, output
+    errors = [ln for ln in output.splitlines() if ln.startswith("Error")]
+    assert len(errors) == 1 and errors[0].startswith("Error: "), output
+    assert needle in errors[0], output
+    return errors[0]

@@ -6,25 +6,13 @@ Every bad input gives one ``Error: ...`` line, a non-zero exit code, no tracebac
 from __future__ import annotations
 
 import numpy as np
-import pytest
-import torch
 from click.testing import CliRunner
 
 from padm.cli import main
 from padm.data.images import read_image, write_image
 from padm.engine import checkpoint as ck
-from padm.unfolding.tasks.derain.config import PADMConfig
 
-from engine_helpers import StandIn, write_pairs
-
-
-@pytest.fixture
-def ckpt(standin, tmp_path):
-    torch.manual_seed(0)
-    cfg = PADMConfig.preset("tiny")
-    path = tmp_path / "model.pt"
-    ck.atomic_save(ck.make_checkpoint(cfg, StandIn(cfg).state_dict()), path)
-    return path
+from engine_helpers import write_pairs
 
 
 def run(*args):

@@ -1,9 +1,11 @@
-"""Real processes: SIGKILL mid-run then resume, and data-parallel training under torchrun (gloo, 2 CPU ranks)."""
+"""Real processes: SIGKILL mid-run then resume; SIGINT/SIGTERM stop with a checkpoint; one process per run
+folder; data-parallel training under torchrun (gloo, 2 CPU ranks)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -72,6 +74,69 @@ def test_sigkill_then_resume_gives_the_uninterrupted_losses_standin(tmp_path):
 def test_sigkill_then_resume_gives_the_uninterrupted_losses_real_padm(tmp_path):
     pytest.importorskip("padm.unfolding.tasks.derain.model")
     _sigkill_resume(tmp_path, standin=False, iterations=8)
+
+
+def _wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert proc.poll() is None, f"the run ended before {what}"
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _train_records(run: Path) -> int:
+    log = run / "log.jsonl"
+    return log.read_text().count('"kind": "train"') if log.is_file() else 0
+
+
+def test_sigint_and_sigterm_write_a_final_checkpoint_and_resume_exactly_and_a_second_run_is_refused(tmp_path):
+    """Each signal: the run finishes its step, writes that step's checkpoint, says so in one line and
+    exits with 128 + the signal; resumed, it computes the uninterrupted run's losses bit for bit.  While
+    the first run holds its folder, a second ``padm train`` on it is refused (and writes nothing)."""
+    data = write_pairs(tmp_path / "data", n=4, size=(24, 31))
+    cmd = [sys.executable, str(RUNNER)]
+    # constant lr: the schedule does not depend on --iterations, so the runs can be cut anywhere
+    endless = dict(constant_fraction=1, ckpt_every=100000)
+    slow = dict(_env(standin=True), PADM_TEST_STEP_DELAY="0.05")
+    stopped = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        part = tmp_path / sig.name
+        proc = subprocess.Popen(cmd + _args(data, part, 100000, **endless), env=slow, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_for(lambda: _train_records(part) >= 3, proc, "three logged steps")
+            if sig == signal.SIGTERM:
+                before = sorted(p.name for p in part.iterdir())
+                second = subprocess.run(cmd + _args(data, part, 4), env=_env(standin=True), capture_output=True,
+                                        text=True, timeout=300)
+                lines = [ln for ln in (second.stdout + second.stderr).splitlines() if ln.startswith("Error")]
+                assert second.returncode == 1 and len(lines) == 1, second.stdout + second.stderr
+                assert f"{part}: in use by another padm train (pid {proc.pid} on " in lines[0]
+                assert "Traceback" not in second.stderr
+                assert sorted(p.name for p in part.iterdir()) == before  # the refused run wrote nothing
+            proc.send_signal(sig)
+            out, err = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 128 + sig, out + err
+        assert "Traceback" not in err, err
+        found = re.search(r"stopped by (SIG\w+) after step (\d+): wrote (\S+); continue with padm train --resume",
+                          out)
+        assert found and found.group(1) == sig.name, out + err
+        step = int(found.group(2))
+        assert Path(found.group(3)) == part / "checkpoints" / f"step_{step:08d}.pt"
+        assert sorted(p.name for p in (part / "checkpoints").iterdir()) == [f"step_{step:08d}.pt"]
+        assert max(_losses(part)) == step and not list(part.rglob(".*.tmp"))
+        stopped[sig] = (part, step)
+
+    total = max(step for _, step in stopped.values()) + 2
+    full = tmp_path / "full"
+    subprocess.run(cmd + _args(data, full, total, **endless), env=_env(standin=True), check=True, timeout=600)
+    for part, step in stopped.values():
+        subprocess.run(cmd + ["--resume", str(part), "--iterations", str(total)], env=_env(standin=True),
+                       check=True, timeout=600)
+        assert _losses(part) == _losses(full)  # bit-identical, before and after the stop
 
 
 def test_torchrun_two_cpu_ranks_stay_in_sync(tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from padm.unfolding.configs import ConfigMixin
+from padm.unfolding.configs import ConfigMixin, integer, number
 from padm.unfolding.image_net import ImageNetConfig, Measurement, task_config
 from padm.unfolding.tasks.base import Sample
 from padm.unfolding.tasks.deblur.operator import FFTBlur, random_kernels
@@ -27,10 +27,10 @@ class DeblurConfig(ImageNetConfig):
 class BlurSettings(ConfigMixin):
     """Training degradation: a random anisotropic Gaussian kernel per image, then Gaussian noise."""
 
-    kernel_size: int = attrs.field(default=9, validator=attrs.validators.ge(1))
-    sigma_min: float = attrs.field(default=0.6, validator=attrs.validators.gt(0))  # kernel std range, px
-    sigma_max: float = attrs.field(default=2.4, validator=attrs.validators.gt(0))
-    noise: float = attrs.field(default=0.01, validator=attrs.validators.ge(0))  # noise std, images in [0, 1]
+    kernel_size: int = integer(9, 1, 99)
+    sigma_min: float = number(0.6, 0.01, 50)  # kernel std range, px
+    sigma_max: float = number(2.4, 0.01, 50)
+    noise: float = number(0.01, 0, 1)  # noise std, images in [0, 1]
 
 
 class DeblurTask(ImageTask):

@@ -13,7 +13,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from padm.unfolding.configs import ConfigMixin
+from padm.unfolding.configs import ConfigMixin, number
 from padm.unfolding.image_net import ImageNetConfig, task_config
 from padm.unfolding.tasks.base import Sample
 from padm.unfolding.tasks.image import ImageTask
@@ -28,8 +28,8 @@ class DenoiseConfig(ImageNetConfig):
 class NoiseSettings(ConfigMixin):
     """σ on the 8-bit scale (25 means 25/255); with ``sigma_max``, σ ~ U(sigma, sigma_max) per image."""
 
-    sigma: float = attrs.field(default=25.0, validator=attrs.validators.ge(0))
-    sigma_max: float | None = None
+    sigma: float = number(25.0, 0, 255)
+    sigma_max: float | None = number(None, 0, 255, optional=True)
 
 
 class DenoiseTask(ImageTask):

@@ -13,12 +13,7 @@ from typing import Any
 
 import attrs
 
-from padm.unfolding.configs import ConfigMixin
-
-
-def _positive(_inst, attribute, value):
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be >= 1, got {value}")
+from padm.unfolding.configs import ConfigMixin, choice, flag, integer, number
 
 
 @attrs.frozen(kw_only=True)
@@ -27,29 +22,39 @@ class PADMConfig(ConfigMixin):
 
     Field names map 1:1 onto the official constructor where one exists:
     ``n_feat``, ``stages`` (``nums_stage``), ``depth`` (``n_depth``), ``kernel_size``, ``in_channels`` (``in_c``).
+    The bounds (:meth:`bounds`) are far beyond the paper's model and keep a config read from a file
+    buildable; the parameter count of the whole network is checked apart.
     """
 
-    in_channels: int = attrs.field(default=3, validator=_positive)
-    n_feat: int = attrs.field(default=40, validator=_positive)  # C: feature width of z and of U-Net level 0
-    stages: int = attrs.field(default=4, validator=attrs.validators.ge(0))  # K stages after the initial one
-    depth: int = attrs.field(default=3, validator=_positive)  # U-Net levels; depth - 1 down-samplings
-    kernel_size: int = attrs.field(default=3, validator=_positive)
+    in_channels: int = integer(3, 1, 64)
+    n_feat: int = integer(40, 1, 512)  # C: feature width of z and of U-Net level 0
+    stages: int = integer(4, 0, 20)  # K stages after the initial one
+    depth: int = integer(3, 1, 6)  # U-Net levels; depth - 1 down-samplings
+    kernel_size: int = integer(3, 1, 15, odd=True)
     # Mamba mixer (mamba_ssm.Mamba defaults used by the official code)
-    d_state: int = attrs.field(default=16, validator=_positive)
-    d_conv: int = attrs.field(default=4, validator=_positive)
-    expand: int = attrs.field(default=2, validator=_positive)
-    ffn_expansion: float = 2.66
-    dropout_step: float = 0.1  # dropout rate grows by this per level (training only)
+    d_state: int = integer(16, 1, 256)
+    d_conv: int = integer(4, 1, 16)
+    expand: int = integer(2, 1, 8)
+    ffn_expansion: float = number(2.66, 0.5, 16)
+    dropout_step: float = number(0.1, 0, 1)  # dropout rate grows by this per level (training only)
     # None: derive the smallest valid multiple, 2 ** (depth - 1).  Official checkpoints need 32.
-    pad_multiple: int | None = None
-    share_stage_weights: bool = False  # True: one parameter set reused by every stage k = 0..K-1
+    pad_multiple: int | None = integer(None, 1, 1024, optional=True)
+    share_stage_weights: bool = flag(False)  # True: one parameter set reused by every stage k = 0..K-1
     # ablation switches (all True/"pixel" = the paper's model)
-    step: str = attrs.field(default="pixel", validator=attrs.validators.in_(("pixel", "scalar")))
-    fourier_fusion: bool = True
-    ssm: bool = True
+    step: str = choice("pixel", ("pixel", "scalar"))
+    fourier_fusion: bool = flag(True)
+    ssm: bool = flag(True)
 
     LEGACY_FIELDS = ("scan_backend",)
     RUNTIME_FIELDS = ("dropout_step", "pad_multiple")
+
+    def __attrs_post_init__(self):
+        if self.dropout_step * (self.depth - 1) > 1:
+            raise ValueError(f"dropout_step x (depth - 1) must be at most 1 (the deepest level's dropout rate), "
+                             f"got {self.dropout_step} x {self.depth - 1}")
+        if self.pad_multiple is not None and self.pad_multiple % 2 ** (self.depth - 1):
+            raise ValueError(f"pad_multiple must be a multiple of 2 ** (depth - 1) = {2 ** (self.depth - 1)}, "
+                             f"got {self.pad_multiple}")
 
     @property
     def padding_multiple(self) -> int:
