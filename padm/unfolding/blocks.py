@@ -76,7 +76,11 @@ class MambaMixer(nn.Module):
         self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner, padding=d_conv - 1)
         self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
         self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True)
-        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(self.d_inner, 1))
+        # A_log[e, n] = log(n + 1): filled from a CPU row, so that a build on the meta device (counting
+        # a checkpoint's parameters) needs no Python decomposition of arange
+        self.A_log = nn.Parameter(torch.empty(self.d_inner, d_state))  # (E, N)
+        with torch.no_grad():
+            self.A_log.copy_(torch.arange(1, d_state + 1, dtype=torch.float32, device="cpu").log())
         self.D = nn.Parameter(torch.ones(self.d_inner))
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
         self._init_dt()
@@ -86,6 +90,8 @@ class MambaMixer(nn.Module):
         """Mamba's initialisation: Δ = softplus(bias) log-uniform in [dt_min, dt_max]."""
         std = self.dt_rank**-0.5
         nn.init.uniform_(self.dt_proj.weight, -std, std)
+        if self.dt_proj.bias.is_meta:  # counting parameters (checkpoint.model_size): no values to draw
+            return
         dt = torch.exp(torch.rand(self.d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
         dt = dt.clamp(min=dt_floor)
         self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus

@@ -7,6 +7,9 @@ padm dict with missing or malformed entries names them all in one line; NaN weig
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -94,6 +97,28 @@ def test_a_network_too_large_in_total_is_counted_on_the_meta_device_and_refused(
     assert_one_line_error(code, out, f"{path}: the network would have more than ")
     assert f"parameters, more than padm builds ({ck.MAX_PARAMETERS:,}); config n_feat 512, stages 20, depth 6" in out
     assert builds["create_model"] == [] and builds["build"] and set(builds["build"]) == {"meta"}
+
+
+def test_counting_on_the_meta_device_draws_no_random_numbers_and_loads_no_compiler(tmp_path):
+    """The count stays cheap (a fraction of a second, measured in the note) because the network's
+    initialisation runs no op that needs torch's Python decompositions or the compiler on ``meta``
+    (``torch._dynamo`` alone takes seconds to import), and it leaves the global RNG where it was."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from padm.engine import checkpoint as ck\n"
+        "from padm.unfolding.tasks.derain.config import PADMConfig\n"
+        "before = torch.get_rng_state()\n"
+        "params, nbytes = ck.model_size(PADMConfig(n_feat=512, stages=20, depth=6))\n"
+        "assert params > ck.MAX_PARAMETERS, params\n"
+        "assert torch.equal(before, torch.get_rng_state()), 'the count drew random numbers'\n"
+        "assert 'torch._dynamo' not in sys.modules, 'the count imported the compiler'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(Path(ck.__file__).parents[2])})
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_a_network_larger_than_the_free_memory_is_refused(good, builds, tmp_path, monkeypatch):
