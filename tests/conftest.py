@@ -34,3 +34,13 @@ def _one_intra_op_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def _one_training_process(monkeypatch):
+    """``padm train`` picks its number of CPU processes from the cores (``--procs 0``, the default);
+    tests train in the test's own process (their monkeypatches must apply) unless they ask for
+    ``procs`` themselves: one core as far as that choice is concerned."""
+    import padm.engine.launch as launch
+
+    monkeypatch.setattr(launch, "cpu_cores", lambda: 1)

@@ -54,7 +54,8 @@ class TrainConfig:
     val_subset: str = _help("use only these images of val_data (as --train-subset)", default="")
     out_dir: str = _help("run directory: config, logs, checkpoints, plots", default="runs/padm")
     patch_size: int = _help("random square crop size for training", default=256, validator=_ge(1))
-    batch_size: int = _help("crops per process per micro-step (official: 1 per GPU x 4 GPUs)", default=4,
+    batch_size: int = _help("crops per micro-step, shared by --procs; under torchrun per process (official: "
+                            "1 per GPU x 4 GPUs)", default=4,
                             validator=_ge(1))
     grad_accum: int = _help("micro-steps accumulated per optimizer step", default=1, validator=_ge(1))
     augment: bool = _help("random flips/rotations of the crops (official: on)", default=True)
@@ -105,6 +106,12 @@ class TrainConfig:
     amp: bool = _help("mixed precision on CUDA (never on CPU)", default=True)
     amp_dtype: str = _help("bfloat16 or float16 (float16 uses a gradient scaler)", default="bfloat16",
                            validator=attrs.validators.in_(("bfloat16", "float16")))
+    cpu_bf16: bool = _help("bfloat16 autocast on CPU where the CPU has bf16 instructions (FFTs, scan and loss "
+                           "stay float32); slower than float32 for these networks on the CPUs measured "
+                           "(scripts/bench_train.py)", default=False)
+    procs: int = _help("CPU processes sharing each batch (data-parallel, the threads divided between them); "
+                       "0: as many as the cores and the batch allow (1 on a GPU or under torchrun)", default=0,
+                       validator=_ge(0))
     seed: int = _help("seed for weights, crops, dropout", default=0)
     deterministic: bool = _help("deterministic kernels (slower on CUDA)", default=False)
 

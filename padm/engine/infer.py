@@ -17,6 +17,7 @@ out of its output.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -89,6 +90,28 @@ def tiled_apply(fn: Callable[[Tensor], Sequence[Tensor]], x: Tensor, tile: int, 
     return [a / wsum for a in acc]
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
+def cpu_bf16_supported() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (AVX-512 bf16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def precision(name: str, device: str | torch.device = "cpu"):
+    """Context in which the network runs at inference: ``fp32`` (exact) or ``bf16`` (autocast; the FFTs,
+    the scan's state and the outputs stay float32).  On a device without bf16 support it is float32."""
+    if name not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+    device = torch.device(device)
+    if name == "fp32" or (device.type == "cpu" and not cpu_bf16_supported()):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
 @torch.inference_mode()
 def restore(model: nn.Module, degraded: Tensor, *, aux: Any = None, tile: int | None = None, overlap: int = 64,
             stages: bool = False, progress: bool = False) -> Tensor | dict[str, StageMap]:
@@ -110,10 +133,10 @@ def restore(model: nn.Module, degraded: Tensor, *, aux: Any = None, tile: int | 
     def fn(t: Tensor) -> list[Tensor]:
         out = model(task.inputs(t.to(device), aux_dev))
         if not stages:
-            return [task.predict(out)]
+            return [task.predict(out).float()]
         groups = task.stage_maps(out)
         layout[:] = groups
-        return [m for g in groups for m in g.maps]
+        return [m.float() for g in groups for m in g.maps]
 
     h, w = degraded.shape[-2:]
     if tile is not None and tile > 0:
@@ -131,4 +154,4 @@ def restore(model: nn.Module, degraded: Tensor, *, aux: Any = None, tile: int | 
     return out
 
 
-__all__ = ["tile_starts", "tiled_apply", "restore"]
+__all__ = ["PRECISIONS", "cpu_bf16_supported", "precision", "tile_starts", "tiled_apply", "restore"]

@@ -26,6 +26,7 @@ import copy
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,8 @@ from tqdm.auto import tqdm
 from padm.engine import checkpoint as ckpt_io
 from padm.engine.config import TrainConfig, parse_subset, save_config
 from padm.engine.guard import NonFiniteError, RunLock, StopSignals, quiet_worker, resume_hint
-from padm.engine.infer import restore
+from padm.engine.infer import cpu_bf16_supported, restore
+from padm.engine.launch import resolve_procs, run_procs, split_batch
 from padm.engine.losses import unfolding_loss
 from padm.engine.metrics import score
 from padm.engine.runlog import RunLog
@@ -147,6 +149,12 @@ def open_datasets(cfg: TrainConfig):
     return train, val
 
 
+def rank_batch_size(cfg: TrainConfig, d: Dist) -> int:
+    """Crops per micro-step on this rank: a share of ``batch_size`` for ``--procs`` ranks, all of it
+    for a ``torchrun`` rank."""
+    return cfg.batch_size // d.world if split_batch() else cfg.batch_size
+
+
 def batch_stream(dataset, cfg: TrainConfig, d: Dist, start_micro: int) -> Iterator[dict[str, Any]]:
     """Endless micro-batches for this rank, starting after ``start_micro`` micro-batches.
 
@@ -154,7 +162,8 @@ def batch_stream(dataset, cfg: TrainConfig, d: Dist, start_micro: int) -> Iterat
     every ``world``-th sample.  ``set_epoch(e)`` re-draws the dataset's crops.
     """
     n = len(dataset)
-    per_micro = cfg.batch_size * d.world
+    batch_size = rank_batch_size(cfg, d)
+    per_micro = batch_size * d.world
     per_epoch = n // per_micro  # micro-batches per epoch
     if per_epoch == 0:
         raise UserError(f"{cfg.train_data}: {n} training crop(s) per epoch, fewer than batch_size x processes = "
@@ -165,9 +174,9 @@ def batch_stream(dataset, cfg: TrainConfig, d: Dist, start_micro: int) -> Iterat
             dataset.set_epoch(epoch)
         g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         order = torch.randperm(n, generator=g)[: per_epoch * per_micro]
-        mine = order[d.rank::d.world][skip * cfg.batch_size:].tolist()
+        mine = order[d.rank::d.world][skip * batch_size:].tolist()
         # own generator: creating the loader's iterator must not draw from the global RNG (dropout)
-        loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=mine, num_workers=cfg.num_workers,
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=mine, num_workers=cfg.num_workers,
                             pin_memory=d.device.type == "cuda", generator=torch.Generator().manual_seed(epoch),
                             persistent_workers=False, worker_init_fn=quiet_worker)
         for batch in loader:
@@ -202,10 +211,30 @@ def validate(model: nn.Module, dataset, cfg: TrainConfig, d: Dist, task: Task | 
 # ----------------------------------------------------------------------------------------- the run
 
 
+def precision(cfg: TrainConfig, device: torch.device) -> str:
+    """The arithmetic the forward pass runs in: ``float32``, or the autocast dtype."""
+    if device.type == "cuda":
+        return cfg.amp_dtype if cfg.amp else "float32"
+    return "bfloat16" if cfg.cpu_bf16 and cpu_bf16_supported() else "float32"
+
+
 def _autocast(cfg: TrainConfig, device: torch.device):
-    if cfg.amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=getattr(torch, cfg.amp_dtype))
-    return contextlib.nullcontext()
+    """Autocast for the forward pass (the loss and the optimizer stay float32, master weights too)."""
+    dtype = precision(cfg, device)
+    if dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=getattr(torch, dtype))
+
+
+def describe_mode(cfg: TrainConfig, d: Dist) -> str:
+    """One line saying how this run computes: device, processes x threads, precision."""
+    where = f"{d.device}" + (f" (GPU {torch.cuda.get_device_name(d.device)})" if d.device.type == "cuda" else "")
+    how = precision(cfg, d.device)
+    if cfg.cpu_bf16 and d.device.type == "cpu" and how == "float32":
+        how += " (--cpu-bf16 asked for, but this CPU has no bfloat16 instructions)"
+    per = rank_batch_size(cfg, d)
+    return (f"training on {where}: {d.world} process(es) x {torch.get_num_threads()} thread(s), "
+            f"{per} crop(s) per process per micro-step, {how}")
 
 
 def _prepare_run_dir(cfg: TrainConfig, resuming: bool) -> Path:
@@ -236,6 +265,9 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> dict[str
     :class:`padm.engine.guard.NonFiniteError` before that step is logged or saved; any other failure
     during the loop (a full disk, ...) is a :class:`UserError` that names the last good checkpoint.
     """
+    procs = resolve_procs(cfg)
+    if procs > 1:  # data-parallel CPU ranks, started here (padm.engine.launch)
+        return run_procs(train, cfg, resume, procs)
     d = Dist(cfg.device)
     try:
         with backend.use(cfg.scan_backend), StopSignals() as signals, contextlib.ExitStack() as stack:
@@ -330,6 +362,9 @@ def _train(cfg: TrainConfig, d: Dist, resume, run: _Run) -> dict[str, Any]:
         torch.manual_seed(cfg.seed + 7919 * d.rank)  # dropout differs between ranks, reproducibly
     raw_model = model
     if d.enabled:
+        # depthwise weights' gradients come with an arbitrary stride on their size-1 axis; DDP copies them
+        # into its buckets correctly and would warn about it on every run
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         model = DDP(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
 
     # logs
@@ -352,6 +387,8 @@ def _train(cfg: TrainConfig, d: Dist, resume, run: _Run) -> dict[str, Any]:
         return path
 
     stream = batch_stream(train_set, cfg, d, start_micro=step * cfg.grad_accum)
+    if d.main:
+        tqdm.write(describe_mode(cfg, d))
     bar = tqdm(total=cfg.iterations, initial=step, disable=not (d.main and cfg.progress), dynamic_ncols=True,
                desc="train")
     epoch, last_loss, t0, steps_timed = 0, math.nan, time.perf_counter(), 0

@@ -30,6 +30,10 @@ if os.environ.get("PADM_TEST_STEP_DELAY"):  # slow each step down, so a test can
 
     tr.unfolding_loss = _slow_loss
 
+import padm.engine.launch as _launch  # noqa: E402
+
+_launch.cpu_cores = lambda: 1  # one process, as in the in-process tests (tests/conftest.py)
+
 from padm.engine.cli import train  # noqa: E402
 
 if __name__ == "__main__":

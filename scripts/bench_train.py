@@ -1,0 +1,192 @@
+"""Training throughput on this machine: optimizer steps per second of ``padm train`` in each mode.
+
+    python scripts/bench_train.py                       # the README table (about 25 minutes on 2 cores)
+    python scripts/bench_train.py --case small:128x2 --mode fp32 --mode procs --steps 20
+    python scripts/bench_train.py --json docs/results/bench_train.json
+
+Every mode runs the real engine (:func:`padm.engine.train.train`: data loading, the loss over all
+stages, gradient clipping, AdamW, logging) on the same crops for ``--warmup`` + ``--steps`` optimizer
+steps; the rate is the median of the per-step rates the run logs after the warm-up.  Ratios are against
+``fp32`` (one process, all threads, eager float32: the engine's behaviour before these modes existed)
+measured in the same run.  Modes:
+
+=============  =================================================================================
+``fp32``       one process, all threads, float32 (the baseline)
+``bf16``       one process, bfloat16 autocast on the CPU (``--cpu-bf16``)
+``procs``      one process per core, each with one thread and a share of the batch (``--procs 0``)
+``procs+bf16`` both
+``fp32+w2``    the baseline with two DataLoader worker processes instead of none
+``procs+w1``   ``procs`` with one DataLoader worker per process
+=============  =================================================================================
+
+``--compile-check`` also times a forward+backward+AdamW loop with the network's blocks compiled by
+``torch.compile`` (inductor) against the same loop in eager mode; padm ships no compile mode because
+it was slower here (the whole network does not compile; see the README Performance section).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import torch
+
+from padm.engine.config import resolve_config
+from padm.engine.launch import cpu_cores
+from padm.engine.infer import cpu_bf16_supported
+from padm.engine.train import train
+
+MODES = {
+    "fp32": dict(procs=1, cpu_bf16=False, num_workers=0),
+    "bf16": dict(procs=1, cpu_bf16=True, num_workers=0),
+    "procs": dict(procs=0, cpu_bf16=False, num_workers=0),
+    "procs+bf16": dict(procs=0, cpu_bf16=True, num_workers=0),
+    "fp32+w2": dict(procs=1, cpu_bf16=False, num_workers=2),
+    "procs+w1": dict(procs=0, cpu_bf16=False, num_workers=1),
+}
+CASES = ("small:128x2", "small:64x8", "paper:128x1")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "Rain100L_train"
+
+
+def cpu_flags() -> str:
+    try:
+        flags = next(line for line in open("/proc/cpuinfo", encoding="utf-8") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        flags = []
+    name = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo", encoding="utf-8")
+                 if line.startswith("model name")), "unknown CPU") if Path("/proc/cpuinfo").exists() else "unknown CPU"
+    has = lambda f: "yes" if f in flags else "no"  # noqa: E731
+    return (f"{name}, {cpu_cores()} cores; avx512f {has('avx512f')}, avx512_bf16 {has('avx512_bf16')}, "
+            f"amx_bf16 {has('amx_bf16')}; oneDNN bf16 {'yes' if cpu_bf16_supported() else 'no'}; "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+
+def synthetic_pairs(root: Path, n: int = 8, size: int = 160) -> Path:
+    """Rainy/clean pairs with some structure, for a machine without ``../shared/data``."""
+    from padm.data.images import write_image
+
+    g = torch.Generator().manual_seed(0)
+    (root / "rain").mkdir(parents=True)
+    (root / "norain").mkdir(parents=True)
+    for i in range(n):
+        clean = torch.nn.functional.avg_pool2d(torch.rand(1, 3, size, size, generator=g), 5, 1, 2)[0]
+        rain = (clean + (torch.rand(1, size, size, generator=g) > 0.97) * 0.5).clamp(0, 1)
+        for folder, img in (("norain", clean), ("rain", rain)):
+            write_image(root / folder / f"{i + 1:04d}.png", (img.permute(1, 2, 0) * 255).round().byte().numpy())
+    return root
+
+
+def run_mode(data: Path, preset: str, patch: int, batch: int, mode: str, warmup: int, steps: int,
+             work: Path) -> dict:
+    out = work / f"{preset}_{patch}x{batch}_{mode}"
+    cfg = resolve_config(None, dict(
+        train_data=str(data), train_subset="1-180" if data == SHARED else "", preset=preset, patch_size=patch,
+        batch_size=batch, iterations=warmup + steps, log_every=1, val_data=None, ckpt_every=10**9,
+        keep_last=1, plot=False, progress=False, tensorboard=False, out_dir=str(out), lr=1e-4,
+        samples_per_epoch=max(64, batch * (warmup + steps)), device="cpu", **MODES[mode]))
+    start = time.perf_counter()
+    summary = train(cfg)
+    wall = time.perf_counter() - start
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    rates = [r["it_s"] for r in rows if "it_s" in r][warmup:]
+    return {"preset": preset, "patch": patch, "batch": batch, "mode": mode, "it_s": statistics.median(rates),
+            "it_s_min": min(rates), "it_s_max": max(rates), "steps": len(rates), "loss": summary["loss"],
+            "wall_s": wall}
+
+
+def compile_check(preset: str, patch: int, batch: int, steps: int) -> dict:
+    """Eager vs inductor-compiled blocks on a plain forward+backward+AdamW loop (no engine)."""
+    from padm.engine.losses import unfolding_loss
+    from padm.unfolding import blocks
+    from padm.unfolding.tasks import get_task
+    from padm.unfolding.tasks.base import Sample
+
+    task = get_task("derain")
+    g = torch.Generator().manual_seed(0)
+    sample = Sample(torch.rand(batch, 3, patch, patch, generator=g), torch.rand(batch, 3, patch, patch, generator=g),
+                    None)
+    result = {}
+    for mode in ("eager", "compiled blocks"):
+        torch.manual_seed(0)
+        model = task.build(task.config_cls.preset(preset))
+        if mode != "eager":
+            for m in model.modules():
+                if isinstance(m, (blocks.GatedFFN, blocks.LayerNorm2d, blocks.StepNet, blocks.CAB)):
+                    m.compile(dynamic=False)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+        def step():
+            loss, _ = unfolding_loss(task.supervision(model(task.inputs(sample.degraded, None)), sample))
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        t = time.perf_counter()
+        step()
+        first = time.perf_counter() - t
+        times = []
+        for _ in range(steps):
+            t = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t)
+        result[mode] = {"it_s": 1 / statistics.median(times), "first_step_s": first}
+    return result
+
+
+@click.command()
+@click.option("--case", "cases", multiple=True, default=CASES, show_default=True, help="PRESET:PATCHxBATCH")
+@click.option("--mode", "modes", multiple=True, default=("fp32", "bf16", "procs", "procs+bf16"), show_default=True,
+              type=click.Choice(list(MODES)))
+@click.option("--steps", default=20, show_default=True, help="measured optimizer steps per mode")
+@click.option("--warmup", default=3, show_default=True, help="steps before measuring")
+@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
+              help="training pairs (default: ../shared/data/Rain100L_train 1-180, else synthetic pairs)")
+@click.option("--compile-check", is_flag=True, help="also time torch.compile'd blocks (slow to compile)")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="also write the rows here")
+def main(cases, modes, steps, warmup, data, compile_check, json_path):
+    print(cpu_flags())
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="padm-bench-train-") as tmp:
+        work = Path(tmp)
+        source = Path(data) if data else (SHARED if SHARED.is_dir() else synthetic_pairs(work / "pairs"))
+        for case in cases:
+            preset, _, size = case.partition(":")
+            patch, _, batch = size.partition("x")
+            for mode in modes:
+                row = run_mode(source, preset, int(patch), int(batch), mode, warmup, steps, work)
+                rows.append(row)
+                print(f"  {case:<12} {mode:<11} {row['it_s']:.3f} it/s", flush=True)
+    print()
+    print("| case | mode | steps/s (median) | range | vs fp32 |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        base = next((r["it_s"] for r in rows if r["mode"] == "fp32" and r["preset"] == row["preset"]
+                     and r["patch"] == row["patch"] and r["batch"] == row["batch"]), None)
+        ratio = f"{row['it_s'] / base:.2f}x" if base else "-"
+        print(f"| {row['preset']} {row['patch']}² x {row['batch']} | {row['mode']} | {row['it_s']:.3f} | "
+              f"{row['it_s_min']:.3f}-{row['it_s_max']:.3f} | {ratio} |")
+    extra = {}
+    if compile_check:
+        extra = compile_check_result = compile_check(*_first_case(cases), steps=max(5, steps // 2))
+        e, c = compile_check_result["eager"], compile_check_result["compiled blocks"]
+        print(f"\ntorch.compile (blocks, inductor), {cases[0]}: eager {e['it_s']:.3f} it/s, compiled {c['it_s']:.3f} "
+              f"it/s ({c['it_s'] / e['it_s']:.2f}x); first step {e['first_step_s']:.1f} s vs {c['first_step_s']:.1f} s "
+              "(compile time)")
+    if json_path:
+        from padm.fileio import write_text
+
+        write_text(json_path, json.dumps({"cpu": cpu_flags(), "rows": rows, "compile": extra}, indent=2) + "\n")
+
+
+def _first_case(cases) -> tuple[str, int, int]:
+    preset, _, size = cases[0].partition(":")
+    patch, _, batch = size.partition("x")
+    return preset, int(patch), int(batch)
+
+
+if __name__ == "__main__":
+    main()
