@@ -71,9 +71,16 @@ def _synth_options(func):
 @click.option("--preset", type=click.Choice(("light", "heavy")), default="light", show_default=True,
               help="Starting values for the rain model; the options below override them.")
 @_synth_options
+@click.option("--streaks", "streaks", type=click.Path(path_type=Path), default=None,
+              help="Composite real streak layers from this folder (e.g. ../shared/data/streaks_Garg06) "
+                   "instead of drawing procedural streaks; --preset then picks padm.data.streaks presets.")
+@click.option("--streak", "streak_settings", multiple=True, metavar="FIELD=VALUE",
+              help="With --streaks: a StreakConfig setting, e.g. --streak layers=3,5 --streak blend=add "
+                   "--streak veil=0.1,0.2 (fields: layers, scale, angle, angle_spread, intensity, blend, veil).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def synth(clean_dir: Path, out: Path, preset: str, overwrite: bool, quiet: bool, **fields) -> None:
+def synth(clean_dir: Path, out: Path, preset: str, streaks: Path | None, streak_settings: tuple[str, ...],
+          overwrite: bool, quiet: bool, **fields) -> None:
     """Add synthetic rain streaks to the clean images in CLEAN_DIR.
 
     Writes OUT/rain/NAME.png and OUT/norain/NAME.png (ready for `padm pack OUT data.h5`) and
@@ -83,8 +90,36 @@ def synth(clean_dir: Path, out: Path, preset: str, overwrite: bool, quiet: bool,
     from padm.data.synth import SynthConfig, synth_folder
 
     overrides = {k: v for k, v in fields.items() if v is not None}
-    try:
-        config = SynthConfig.preset(preset, **overrides)
-    except (TypeError, ValueError) as err:
-        raise UserError(str(err)) from None
+    if streaks is None:
+        if streak_settings:
+            raise UserError("--streak settings need --streaks DIR")
+        try:
+            config = SynthConfig.preset(preset, **overrides)
+        except (TypeError, ValueError) as err:
+            raise UserError(str(err)) from None
+    else:
+        config = _streak_model(streaks, preset, overrides, streak_settings)
     synth_folder(clean_dir, out, config, overwrite=overwrite, progress=not quiet, log=click.echo)
+
+
+def _streak_model(folder: Path, preset: str, overrides: dict, settings: tuple[str, ...]):
+    """The streak-layer model from ``--streaks`` and ``--streak FIELD=VALUE`` (only ``--seed`` of the
+    procedural options applies to it)."""
+    from padm.data.streaks import StreakBank, StreakConfig, StreakSynth
+
+    procedural = sorted(k for k in overrides if k != "seed")
+    if procedural:
+        raise UserError(f"--{procedural[0].replace('_', '-')} sets the procedural model; with --streaks use "
+                        "--streak FIELD=VALUE")
+    values = dict(seed=overrides["seed"]) if "seed" in overrides else {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--streak {item!r}: expected FIELD=VALUE")
+        values[key.strip()] = value.strip()
+    try:
+        config = StreakConfig.preset(preset, **values)
+    except (TypeError, ValueError) as err:
+        raise UserError(f"--streak: {err}") from None
+    return StreakSynth(StreakBank(folder), config)
+

@@ -51,6 +51,18 @@ def _in_range(low: float, high: float, *, low_open: bool = False):
     return check
 
 
+def from_preset(presets: dict[str, Any], name: str, overrides: dict[str, Any]):
+    """``presets[name]`` with ``overrides`` applied; ValueError naming the choices or the bad field."""
+    try:
+        base = presets[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(presets)}") from None
+    try:
+        return attrs.evolve(base, **overrides)
+    except TypeError as err:  # a field the config does not have
+        raise ValueError(f"unknown setting ({err}); settings: {', '.join(attrs.fields_dict(type(base)))}") from None
+
+
 @attrs.frozen(kw_only=True)
 class SynthConfig:
     """Settings of the rain model (see the module docstring for the equations)."""
@@ -68,13 +80,13 @@ class SynthConfig:
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
 
+    def synthesize(self, pixels: np.ndarray, name: str) -> np.ndarray:
+        """Rainy uint8 pixels for clean ``pixels`` named ``name`` (:func:`synthesize`)."""
+        return synthesize(pixels, self, name)
+
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "SynthConfig":
-        try:
-            base = PRESETS[name]
-        except KeyError:
-            raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
-        return attrs.evolve(base, **overrides)
+        return from_preset(PRESETS, name, overrides)
 
 
 # click option type and help for each field (padm synth --density ... maps 1:1 onto the fields)
@@ -196,11 +208,13 @@ class SynthResult:
     notes: dict[str, int]
 
 
-def synth_folder(clean_dir: str | os.PathLike, out: str | os.PathLike, config: SynthConfig, *,
+def synth_folder(clean_dir: str | os.PathLike, out: str | os.PathLike, config, *,
                  overwrite: bool = False, progress: bool = True,
                  log: Callable[[str], None] = print) -> SynthResult:
     """Write ``out/rain/NAME.png``, ``out/norain/NAME.png`` (8-bit) and ``out/synth.json`` for every
-    image in ``clean_dir``.  Everything is written to a temporary folder that is renamed at the end,
+    image in ``clean_dir``.  ``config``: the rain model, a :class:`SynthConfig` (procedural streaks) or a
+    :class:`padm.data.streaks.StreakSynth` (real streak layers); anything with ``synthesize(pixels,
+    name)`` and ``to_dict()``.  Everything is written to a temporary folder that is renamed at the end,
     so an interrupted run leaves no half-filled ``out``."""
     from tqdm import tqdm
 
@@ -235,7 +249,7 @@ def synth_folder(clean_dir: str | os.PathLike, out: str | os.PathLike, config: S
             if img.bit_depth == 16:
                 notes["16-bit converted to 8-bit"] += 1
             clean = to_8bit(img.pixels)  # (H, W, 3) uint8
-            rainy = synthesize(clean, config, name)
+            rainy = config.synthesize(clean, name)
             write_image(tmp / "norain" / f"{name}.png", clean)
             write_image(tmp / "rain" / f"{name}.png", rainy)
             psnrs.append(psnr_y(rainy, clean))

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from data_helpers import write_pairs
+from padm.data.images import write_image
+
+from data_helpers import scene, write_pairs
 
 
 @pytest.fixture
@@ -17,3 +19,14 @@ def jorder(tmp_path: Path) -> tuple[Path, dict]:
     (root / "SOURCE.txt").write_text("made by a test\n")
     (root / "mapping.csv").write_text("a,b\n")
     return root, pixels
+
+
+@pytest.fixture
+def clean_dir(tmp_path: Path) -> Path:
+    """tmp/clean/{0,1,2}.png: three 61x83 clean scenes, and a SOURCE.txt that is not an image."""
+    d = tmp_path / "clean"
+    d.mkdir()
+    for i in range(3):
+        write_image(d / f"{i}.png", scene(i, 61, 83))
+    (d / "SOURCE.txt").write_text("x")
+    return d

@@ -81,3 +81,20 @@ def test_synth_presets_match_benchmark_psnr(preset, low, high):
         cfg = SynthConfig.preset(preset, seed=seed)
         psnr = float(np.mean([y_psnr(synthesize(px, cfg, name), px) for name, px in images]))
         assert low <= psnr <= high, f"{preset} seed {seed}: {psnr:.2f} dB"
+
+
+@pytest.mark.parametrize("preset,low,high", [("light", 26.0, 28.0), ("heavy", 13.0, 16.0)])
+def test_streak_presets_land_in_the_benchmarks_psnr_ranges(preset, low, high):
+    """Real streak layers (streaks_Garg06) on the clean BSD300 photos: the mean rainy-input Y-PSNR
+    over every 5th photo (42) is light ~ Rain100L (26-28 dB), heavy ~ Rain200H/Rain100H (13-16 dB),
+    for two seeds."""
+    from padm.data.images import to_8bit
+    from padm.data.streaks import StreakBank, StreakConfig, StreakSynth
+
+    bank = StreakBank(SHARED / "streaks_Garg06")
+    photos = [(p.stem, to_8bit(read_image(p).pixels)) for p in sorted((SHARED / "BSD300_clean").glob("*.jpg"))[::5]]
+    assert len(photos) >= 40
+    for seed in (0, 1):
+        model = StreakSynth(bank, StreakConfig.preset(preset, seed=seed))
+        psnr = float(np.mean([y_psnr(model.synthesize(px, name), px) for name, px in photos]))
+        assert low <= psnr <= high, f"{preset} seed {seed}: {psnr:.2f} dB"

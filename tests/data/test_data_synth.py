@@ -10,22 +10,12 @@ from click.testing import CliRunner
 from padm.cli import main
 from padm.data import synth as synth_module
 from padm.data.cli import synth as synth_command
-from padm.data.images import read_image, write_image
+from padm.data.images import read_image
 from padm.data.layouts import find_pairs
 from padm.data.synth import PRESETS, SynthConfig, add_rain, streak_kernel, synth_folder, synthesize
 from padm.errors import UserError
 
 from data_helpers import leftovers, scene, y_psnr
-
-
-@pytest.fixture
-def clean_dir(tmp_path):
-    d = tmp_path / "clean"
-    d.mkdir()
-    for i in range(3):
-        write_image(d / f"{i}.png", scene(i, 61, 83))
-    (d / "SOURCE.txt").write_text("x")
-    return d
 
 
 def test_kernel_geometry():
