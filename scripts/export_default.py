@@ -1,6 +1,7 @@
 """Ship a training run as the default model: ``checkpoints/default.pt`` plus the run's record.
 
     python scripts/export_default.py runs/rain100l_small
+    python scripts/export_default.py runs/heavy_small --name heavy_small --file heavy.pt --weights raw
 
 Writes
   checkpoints/default.pt                  weights only + network config + provenance
@@ -36,7 +37,9 @@ LIMIT = 20 * 1000 * 1000
 @click.option("--name", default="rain100l_small", show_default=True, help="folder under checkpoints/")
 @click.option("--weights", type=click.Choice(["ema", "raw"]), default="ema", show_default=True,
               help="ship the EMA weights (when the run has them) or the raw trained weights")
-def main(run_dir: Path, name: str, weights: str) -> None:
+@click.option("--file", "file_name", default="default.pt", show_default=True,
+              help="the shipped weights' file under checkpoints/ (heavy.pt: padm derain --model heavy)")
+def main(run_dir: Path, name: str, weights: str, file_name: str) -> None:
     ckpt_path = latest_checkpoint(run_dir)
     if ckpt_path is None:
         raise click.ClickException(f"{run_dir}: no checkpoints yet")
@@ -48,7 +51,7 @@ def main(run_dir: Path, name: str, weights: str) -> None:
     out = REPO / "checkpoints"
     record = out / name
     record.mkdir(parents=True, exist_ok=True)
-    atomic_save(shipped, out / "default.pt")
+    atomic_save(shipped, out / file_name)
     with atomic_write(record / "resume.pt") as tmp:
         shutil.copyfile(ckpt_path, tmp)
     sources = {"config.yaml": run_dir / "config.yaml",
@@ -59,12 +62,12 @@ def main(run_dir: Path, name: str, weights: str) -> None:
     record_log = RunLog(record, tensorboard=False)
     record_log.extend_with(RunLog(run_dir, tensorboard=False))  # keeps the record's steps before the run's
     record_log.plot(record / "curves.png")
-    for f in [out / "default.pt", *record.iterdir()]:
+    for f in [out / file_name, *record.iterdir()]:
         if f.stat().st_size > LIMIT:
             raise click.ClickException(f"{f} is {f.stat().st_size / 1e6:.1f} MB, over the 20 MB limit")
-    torch.load(out / "default.pt", map_location="cpu", weights_only=True)  # loads safely
+    torch.load(out / file_name, map_location="cpu", weights_only=True)  # loads safely
     click.echo(f"shipped step {ckpt['step']} of {run_dir} ({'EMA' if use_ema else 'raw'} weights)"
-               f" -> {out / 'default.pt'}; record in {record}")
+               f" -> {out / file_name}; record in {record}")
 
 
 if __name__ == "__main__":

@@ -50,3 +50,29 @@ def test_demo_bad_samples_folder(tmp_path):
     result = CliRunner().invoke(main, ["demo", "--samples", str(tmp_path), "--out", str(tmp_path / "o")])
     assert result.exit_code != 0
     assert "no sample images" in result.output and "Traceback" not in result.output
+
+
+HEAVY = REPO / "checkpoints" / "heavy.pt"
+
+
+@pytest.mark.skipif(not HEAVY.is_file(), reason="no shipped heavy model")
+def test_heavy_model_beats_the_light_one_on_the_heaviest_pairs(tmp_path):
+    """Regression guard for ``--model heavy`` on the bundled pairs (never trained on).  Measured
+    (checkpoints/README.md): on Rain200H 0003 / 0004 the heavy model scores 19.39 / 15.73 dB against the
+    light model's 17.08 / 12.87; on the lighter 0001 and on light rain it is worse (it removes a veil
+    that is not there), so those are not asserted to improve: the guard is the heavy pairs' gain."""
+    quiet = dict(figure=False, log=lambda *_: None)
+    light = {r.name: r for r in run_demo(REPO / "samples", tmp_path / "light", **quiet)}
+    heavy = {r.name: r for r in run_demo(REPO / "samples", tmp_path / "heavy", str(HEAVY), **quiet)}
+    for name in ("rain200h_0003", "rain200h_0004"):
+        assert heavy[name].psnr_out > light[name].psnr_out + 1.0, (name, heavy[name], light[name])
+        assert heavy[name].psnr_out > heavy[name].psnr_in + 2.0, (name, heavy[name])
+
+
+@pytest.mark.skipif(not HEAVY.is_file(), reason="no shipped heavy model")
+def test_derain_with_the_heavy_model_on_a_folder(tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["derain", str(REPO / "samples" / "real"), str(out), "--model", "heavy",
+                                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (REPO / "samples" / "real").glob("*.png"))

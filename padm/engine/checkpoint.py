@@ -53,9 +53,23 @@ VERSION = 1
 MAX_PARAMETERS = 200_000_000
 
 
+SHIPPED_MODELS = {"light": "default.pt", "heavy": "heavy.pt"}  # --model NAME: files in <repo>/checkpoints
+
+
+def shipped_checkpoint_path(name: str) -> Path:
+    """A model shipped in ``<repo>/checkpoints`` (:data:`SHIPPED_MODELS`); UserError when this
+    checkout does not hold it."""
+    if name not in SHIPPED_MODELS:
+        raise UserError(f"unknown shipped model {name!r}; choose one of {', '.join(SHIPPED_MODELS)}")
+    path = Path(__file__).resolve().parents[2] / "checkpoints" / SHIPPED_MODELS[name]
+    if not path.is_file():
+        raise UserError(f"{path}: the {name} model is not in this checkout")
+    return path
+
+
 def default_checkpoint_path() -> Path:
-    """The shipped default model: ``<repo>/checkpoints/default.pt``."""
-    return Path(__file__).resolve().parents[2] / "checkpoints" / "default.pt"
+    """The shipped default model (``light``): ``<repo>/checkpoints/default.pt``."""
+    return Path(__file__).resolve().parents[2] / "checkpoints" / SHIPPED_MODELS["light"]
 
 
 class _Sink:
@@ -418,7 +432,7 @@ def prune_checkpoints(folder: Path, keep_last: int) -> list[Path]:
     return kept
 
 
-__all__ = ["FORMAT", "VERSION", "MAX_PARAMETERS", "default_checkpoint_path", "atomic_save", "make_checkpoint",
+__all__ = ["FORMAT", "VERSION", "MAX_PARAMETERS", "SHIPPED_MODELS", "shipped_checkpoint_path", "default_checkpoint_path", "atomic_save", "make_checkpoint",
            "read_checkpoint", "entry_problems", "nonfinite_tensors", "model_size", "available_memory",
            "check_model_size", "checkpoint_task", "checkpoint_config", "config_mismatch", "require_model",
            "create_model", "load_weights", "load_model", "checkpoint_step", "latest_checkpoint", "prune_checkpoints"]

@@ -180,6 +180,17 @@ def _load(ckpt, preset, no_ema, device, *, default_ok: bool, task: str | None = 
     return model, info, checkpoint_task(path, info)
 
 
+def _shipped_or_ckpt(shipped: str | None, ckpt: str | None) -> str | None:
+    """``--model NAME`` as a checkpoint path (``--ckpt`` and ``--model`` exclude each other)."""
+    if shipped is None:
+        return ckpt
+    if ckpt is not None:
+        raise UserError("give --ckpt or --model, not both")
+    from padm.engine.checkpoint import shipped_checkpoint_path
+
+    return str(shipped_checkpoint_path(shipped))
+
+
 def _read_aux(task, aux_path):
     if aux_path is None:
         if task.needs_aux():
@@ -205,14 +216,18 @@ def restore_command(name: str = "restore", task: str | None = None, verb: str = 
     @click.option("--aux", "aux_path", type=click.Path(dir_okay=False),
                   help="the extra input a task's operator needs (see docs/tasks.md)")
     @click.option("--stages", is_flag=True, help="also save every stage's maps (<name>_stages/)")
+    @click.option("--model", "shipped", type=click.Choice(["light", "heavy"]), default=None,
+                  help="a shipped model instead of --ckpt: light (checkpoints/default.pt, the default) or heavy "
+                       "(checkpoints/heavy.pt); see checkpoints/README.md")
     @click.option("--overwrite", is_flag=True, help="replace existing output files")
     @click.option("--quiet", is_flag=True, help="no progress bars")
     def command(input_path, output, ckpt, preset, no_ema, device, scan_backend, precision, tile, overlap, aux_path,
-                stages, overwrite, quiet):
+                stages, shipped, overwrite, quiet):
         from padm.engine import apply
         from padm.engine.infer import precision as arithmetic
         from padm.ops import backend
 
+        ckpt = _shipped_or_ckpt(shipped, ckpt)
         jobs = apply.plan(input_path, output, overwrite=overwrite)
         model, _, found = _load(ckpt, preset, no_ema, device, default_ok=True, task=task)
         aux = _read_aux(found, aux_path)

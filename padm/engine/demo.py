@@ -116,8 +116,13 @@ def side_by_side(rows, path: Path) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_out"),
               show_default=True, help="where restored images and comparison.png go")
 @click.option("--ckpt", default=None, help="checkpoint (default: the shipped model, checkpoints/default.pt)")
-def demo(samples_dir: Path, out_dir: Path, ckpt: str | None) -> None:
+@click.option("--model", "shipped", type=click.Choice(["light", "heavy"]), default=None,
+              help="a shipped model instead of --ckpt (light: checkpoints/default.pt, heavy: checkpoints/heavy.pt)")
+def demo(samples_dir: Path, out_dir: Path, ckpt: str | None, shipped: str | None) -> None:
     """Restore the bundled sample images with the shipped model; print PSNR/SSIM and the time."""
+    from padm.engine.cli import _shipped_or_ckpt
+
+    ckpt = _shipped_or_ckpt(shipped, ckpt)
     start = time.perf_counter()
     results = run_demo(samples_dir, out_dir, ckpt, log=click.echo)
     click.echo("")

@@ -132,3 +132,32 @@ def test_train_cli_errors(standin, tmp_path):
     _assert_clean_error(*run("train", "--resume", tmp_path / "nothing"), "not found")
     (tmp_path / "c.yaml").write_text("bogus: 1\n")
     _assert_clean_error(*run("train", "--config", tmp_path / "c.yaml"), "unknown training option(s) bogus")
+
+
+def test_shipped_model_choice(ckpt, tmp_path, monkeypatch):
+    """``--model NAME`` picks a file of checkpoints/; with --ckpt, or when the file is absent: one line."""
+    import padm.engine.checkpoint as ck
+
+    src = tmp_path / "in"
+    src.mkdir()
+    write_image(src / "a.png", np.full((19, 23, 3), 90, np.uint8))
+    out = tmp_path / "out"
+    _assert_clean_error(*run("derain", src, out, "--model", "heavy", "--ckpt", ckpt), "give --ckpt or --model, not both")
+    monkeypatch.setattr(ck, "SHIPPED_MODELS", {"light": "default.pt", "heavy": "absent-in-this-checkout.pt"})
+    _assert_clean_error(*run("derain", src, out, "--model", "heavy"), "the heavy model is not in this checkout")
+    _assert_clean_error(*run("demo", "--model", "heavy", "--out", tmp_path / "demo"), "not in this checkout")
+    assert not out.exists() and not (tmp_path / "demo").exists()
+    # a shipped name that exists is the same as --ckpt with its path
+    monkeypatch.setattr(ck, "shipped_checkpoint_path", lambda name: ckpt)
+    assert run("derain", src, out, "--model", "heavy", "--quiet")[0] == 0
+    assert (out / "a.png").is_file()
+
+
+def test_the_model_choices_are_the_shipped_models():
+    from padm.engine.checkpoint import SHIPPED_MODELS
+    from padm.engine.cli import restore
+    from padm.engine.demo import demo
+
+    for command in (restore, demo):
+        option = next(p for p in command.params if p.name == "shipped")
+        assert list(option.type.choices) == list(SHIPPED_MODELS)
