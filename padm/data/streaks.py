@@ -27,7 +27,6 @@ BSD300 photos falls in the benchmarks' ranges: ``light`` 26-28 dB (Rain100L: 26.
 from __future__ import annotations
 
 import os
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -189,8 +188,9 @@ class StreakSynth:
     def synthesize(self, pixels: np.ndarray, name: str) -> np.ndarray:
         """Rainy uint8 (H, W, 3) pixels for clean uint8/uint16 ``pixels`` named ``name``."""
         from padm.data.images import from_float, to_8bit, to_float
+        from padm.data.synth import image_rng
 
-        rng = np.random.default_rng([self.config.seed, zlib.crc32(name.encode("utf-8"))])
+        rng = image_rng(self.config, name)  # (seed, crc32(name)), as the procedural model
         return from_float(add_streaks(to_float(to_8bit(pixels)), self.bank, self.config, rng), 8)
 
 

@@ -173,7 +173,8 @@ def add_rain(clean: np.ndarray, config: SynthConfig, rng: np.random.Generator) -
     return (1.0 - (1.0 - clean) * (1.0 - streaks)).astype(np.float32)
 
 
-def image_rng(config: SynthConfig, name: str) -> np.random.Generator:
+def image_rng(config, name: str) -> np.random.Generator:
+    """The generator of image ``name``: ``(config.seed, crc32(name))`` (any config with a seed)."""
     return np.random.default_rng([config.seed, zlib.crc32(name.encode("utf-8"))])
 
 
