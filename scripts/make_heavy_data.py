@@ -6,6 +6,9 @@
   --preset heavy --seed 0``, plus the 20 Rain200H training pairs (``r200h_`` prefix);
 - ``val``: BSD300_clean photos 190-209 with the same preset, ``--seed 1`` (a fixed synthetic heavy
   validation set).  Rain200H ``test5`` is never used here: it is the test set.
+- ``pairs`` (heavy.pt v2): the real pairs only, Rain100L 0001-0180 (``r100l_``) and the 20 Rain200H
+  training pairs (``r200h_``); v2 makes its synthetic pairs on the fly from BSD300_clean 1-189
+  (``--synth-data``, ``configs/heavy_v2_rain.json``).
 """
 
 from __future__ import annotations
@@ -38,10 +41,15 @@ def main(out: Path):
         synth_folder(stage / name, out / name, StreakSynth(bank, StreakConfig.preset("heavy", seed=seed)),
                      progress=False)
     for side in ("rain", "norain"):
+        (out / "pairs" / side).mkdir(parents=True)
         for p in list_images(SHARED / "Rain200H_samples" / "train20" / side)[0]:
             shutil.copy(p, out / "train" / side / f"r200h_{p.name}")
+            shutil.copy(p, out / "pairs" / side / f"r200h_{p.name}")
+        for p in list_images(SHARED / "Rain100L_train" / side)[0][:180]:  # 0001-0180; 0181-0200 validate
+            shutil.copy(p, out / "pairs" / side / f"r100l_{p.name}")
     shutil.rmtree(stage)
-    print(f"train: {len(list_images(out / 'train' / 'rain')[0])} pairs, val: {len(list_images(out / 'val' / 'rain')[0])}")
+    count = {name: len(list_images(out / name / "rain")[0]) for name in ("train", "val", "pairs")}
+    print(", ".join(f"{name}: {n} pairs" for name, n in count.items()))
 
 
 if __name__ == "__main__":

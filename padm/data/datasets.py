@@ -36,7 +36,7 @@ import torch
 from torch.utils.data import Dataset
 
 from padm.data.h5 import PairsFile
-from padm.data.images import image_size, read_image, to_8bit, to_tensor
+from padm.data.images import from_float, image_size, read_image, to_8bit, to_float, to_tensor
 from padm.data.layouts import Pair, find_pairs, list_images, load_pair, pair_size
 from padm.errors import UserError
 
@@ -141,7 +141,13 @@ class _PatchSampling(Dataset):
         h, w = (int(v) for v in self.shapes[pair])
         return (pair, *crop_plan(self.seed, self.epoch, index, h, w, self.patch_size, self.augment))
 
-    def _finish(self, pair: int, transform: int, rain: np.ndarray, clean: np.ndarray) -> dict[str, Any]:
+    def _read_crop(self, pair: int, top: int, left: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rainy, clean) uint8 (p, p, 3) crops of pair ``pair`` at (top, left) for sample ``index``."""
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        pair, top, left, transform = self.plan(index)
+        rain, clean = self._read_crop(pair, top, left, index)
         return _item(dihedral(rain, transform), dihedral(clean, transform), self.names[pair])
 
 
@@ -161,11 +167,9 @@ class PairedPatchDataset(_PatchSampling):
         self.shapes = np.asarray(self.file.shapes)[self.ids].reshape(-1, 2)
         self._init_sampling(patch_size, augment, seed, num_samples, self.path)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        pair, top, left, transform = self.plan(index)
+    def _read_crop(self, pair: int, top: int, left: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         p = self.patch_size
-        rain, clean = self.file.read_crop(self.ids[pair], top, left, p, p)  # (p, p, 3) uint8 each
-        return self._finish(pair, transform, rain, clean)
+        return self.file.read_crop(self.ids[pair], top, left, p, p)  # (p, p, 3) uint8 each
 
 
 class FolderPatchDataset(_PatchSampling):
@@ -183,15 +187,14 @@ class FolderPatchDataset(_PatchSampling):
         self.shapes = np.asarray([pair_size(p) for p in self.pairs], dtype=np.int64).reshape(-1, 2)
         self._init_sampling(patch_size, augment, seed, num_samples, Path(src or rain or "."))
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        pair, top, left, transform = self.plan(index)
+    def _read_crop(self, pair: int, top: int, left: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         rain_img, clean_img = load_pair(self.pairs[pair])
         if rain_img.pixels.shape[:2] != tuple(self.shapes[pair]):
             raise UserError(f"{self.pairs[pair].rain_path} changed size since the dataset was opened")
         p = self.patch_size
         sel = np.s_[top:top + p, left:left + p]
         # same 8-bit values as a packed file holds (rounded from 16-bit sources)
-        return self._finish(pair, transform, to_8bit(rain_img.pixels[sel]), to_8bit(clean_img.pixels[sel]))
+        return to_8bit(rain_img.pixels[sel]), to_8bit(clean_img.pixels[sel])
 
 
 class FullImageDataset(Dataset):
@@ -288,6 +291,71 @@ class CleanPatchDataset(_PatchSampling):
         crop = dihedral(self._cache[pair][top:top + p, left:left + p], transform)
         degrade_seed = int(np.random.default_rng([self.seed, self.epoch, index, 1]).integers(2**62))
         return {"clean": to_tensor(crop), "name": self.names[pair], "seed": degrade_seed}
+
+
+class SynthPatchDataset(_PatchSampling):
+    r"""Training pairs made on the fly: crops of clean images with rain from ``model`` (anything with
+    ``apply(clean, rng)`` and ``seed``: :func:`padm.data.synth.load_model`), optionally mixed with the
+    real pairs of ``pairs`` (a paired patch dataset of the same crop size).
+
+    The sources are the pairs first, then the clean images; sample ``i`` uses source ``i mod N`` and
+    the crop plan of the paired datasets.  A clean crop :math:`B` (uint8, then float) becomes the pair
+
+    .. math::  (\mathrm{round}(255\, \mathrm{model}(B, g_i)) / 255, B), \qquad
+               g_i = \mathrm{rng}(\mathrm{model\ seed}, \mathrm{seed}, \mathrm{epoch}, i)
+
+    so the rain of a sample is a pure function of those four numbers, as its crop is: a resumed run
+    trains on the very pairs of the uninterrupted one, whichever worker loads them.  The rain is
+    drawn on the crop, before the flip/rotation (the streak sizes are those of whole images).
+    """
+
+    def __init__(self, folder: str | os.PathLike, patch_size: int, model, *, pairs: _PatchSampling | None = None,
+                 augment: bool = True, seed: int = 0, num_samples: int | None = None,
+                 select: Sequence[int] | None = None) -> None:
+        self.folder = Path(folder)
+        self.paths = _clean_images(self.folder, select)
+        self.model = model
+        self.pairs = pairs
+        self.num_real = 0 if pairs is None else len(pairs.names)
+        if pairs is not None and pairs.patch_size != patch_size:
+            raise ValueError(f"the pairs are cut at {pairs.patch_size}, not {patch_size}")
+        clean_shapes = np.asarray([image_size(p) for p in self.paths], dtype=np.int64).reshape(-1, 2)
+        self.names = (tuple(pairs.names) if pairs is not None else ()) + tuple(p.name for p in self.paths)
+        self.shapes = clean_shapes if pairs is None else np.concatenate([pairs.shapes, clean_shapes])
+        self._cache: dict[int, np.ndarray] = {}
+        self._init_sampling(patch_size, augment, seed, num_samples, self.folder)
+
+    def _read_crop(self, pair: int, top: int, left: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if pair < self.num_real:
+            return self.pairs._read_crop(pair, top, left, index)
+        k = pair - self.num_real
+        if k not in self._cache:
+            self._cache[k] = to_8bit(read_image(self.paths[k]).pixels)
+        p = self.patch_size
+        clean = np.ascontiguousarray(self._cache[k][top:top + p, left:left + p])  # (p, p, 3) uint8
+        rng = np.random.default_rng([int(self.model.seed), self.seed, self.epoch, index])
+        return from_float(self.model.apply(to_float(clean), rng), 8), clean
+
+    @property
+    def num_synthetic(self) -> int:
+        return len(self.paths)
+
+
+def open_synth(folder: str | os.PathLike, patch_size: int, model: str, *, pairs: str | os.PathLike | None = None,
+               augment: bool = True, seed: int = 0, num_samples: int | None = None,
+               select: Sequence[int] | None = None, pairs_select: Sequence[int] | None = None) -> SynthPatchDataset:
+    """:class:`SynthPatchDataset` of the clean images in ``folder`` with the rain model named by
+    ``model`` (:func:`padm.data.synth.load_model`), mixed with the pairs at ``pairs`` when given."""
+    from padm.data.synth import load_model
+
+    path = Path(folder)
+    if not path.exists():
+        raise UserError(f"data not found: {path}")
+    real = None
+    if pairs:
+        real = open_paired(pairs, patch_size, augment=augment, seed=seed, select=pairs_select)
+    return SynthPatchDataset(path, patch_size, load_model(model), pairs=real, augment=augment, seed=seed,
+                             num_samples=num_samples, select=select)
 
 
 class CleanImageDataset(Dataset):

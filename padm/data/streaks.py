@@ -185,6 +185,14 @@ class StreakSynth:
         return {"model": "streaks", "streaks": str(self.bank.folder.resolve()), "layers_available": len(self.bank),
                 **self.config.to_dict()}
 
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    def apply(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Rainy float (H, W, 3) for clean float ``clean`` in [0, 1], drawing from ``rng`` (:func:`add_streaks`)."""
+        return add_streaks(clean, self.bank, self.config, rng)
+
     def synthesize(self, pixels: np.ndarray, name: str) -> np.ndarray:
         """Rainy uint8 (H, W, 3) pixels for clean uint8/uint16 ``pixels`` named ``name``."""
         from padm.data.images import from_float, to_8bit, to_float

@@ -84,6 +84,10 @@ class SynthConfig:
         """Rainy uint8 pixels for clean ``pixels`` named ``name`` (:func:`synthesize`)."""
         return synthesize(pixels, self, name)
 
+    def apply(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Rainy float (H, W, 3) for clean float ``clean`` in [0, 1], drawing from ``rng`` (:func:`add_rain`)."""
+        return add_rain(clean, self, rng)
+
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "SynthConfig":
         return from_preset(PRESETS, name, overrides)
@@ -262,4 +266,63 @@ def synth_folder(clean_dir: str | os.PathLike, out: str | os.PathLike, config, *
         log("Converted: " + "; ".join(f"{note} ({n} images)" for note, n in sorted(notes.items())))
     log(f"Wrote {len(images)} pairs to {out} (rainy-input PSNR on Y: {mean_psnr:.2f} dB)")
     return SynthResult(out, len(images), skipped, mean_psnr, dict(notes))
+
+
+# ------------------------------------------------------------------------------------------- models by name
+
+
+MODEL_SPEC_HELP = ("PRESET or procedural:PRESET (procedural streaks), streaks:PRESET:DIR (streak layers of DIR), "
+                   "or a JSON file: the synth.json `padm synth` writes, or its \"config\" mapping (a relative "
+                   "\"streaks\" folder is relative to the JSON file)")
+
+
+def load_model(spec: str):
+    """The rain model a spec names (:data:`MODEL_SPEC_HELP`): a :class:`SynthConfig` or a
+    :class:`padm.data.streaks.StreakSynth`; :class:`UserError` for a bad spec."""
+    from padm.data.streaks import StreakBank, StreakConfig, StreakSynth
+
+    spec = str(spec).strip()
+    if not spec:
+        raise UserError("no rain model given; expected " + MODEL_SPEC_HELP)
+    try:
+        if spec.lower().endswith(".json"):
+            return _model_from_json(Path(spec))
+        kind, _, rest = spec.partition(":") if ":" in spec else ("procedural", "", spec)
+        if kind == "procedural":
+            return SynthConfig.preset(rest)
+        if kind == "streaks":
+            preset, sep, folder = rest.partition(":")
+            if not sep or not folder:
+                raise ValueError("streaks:PRESET:DIR needs a preset and a folder")
+            return StreakSynth(StreakBank(folder), StreakConfig.preset(preset))
+        raise ValueError(f"unknown rain model {kind!r}")
+    except (TypeError, ValueError) as err:
+        raise UserError(f"rain model {spec!r}: {err}; expected {MODEL_SPEC_HELP}") from None
+
+
+def _model_from_json(path: Path):
+    from padm.data.streaks import StreakBank, StreakConfig, StreakSynth
+
+    if not path.is_file():
+        raise UserError(f"rain model file not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not a JSON file ({err})") from None
+    if isinstance(data, dict) and isinstance(data.get("config"), dict):
+        data = data["config"]  # a synth.json of `padm synth`
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of rain-model settings")
+    data = dict(data)
+    kind = data.pop("model", "procedural")
+    if kind == "streaks":
+        folder = data.pop("streaks", None)
+        if not folder:
+            raise UserError(f"{path}: a streaks model needs \"streaks\": the folder of streak layers")
+        data.pop("layers_available", None)
+        folder = Path(folder) if Path(folder).is_absolute() else path.parent / folder
+        return StreakSynth(StreakBank(folder), StreakConfig(**data))
+    if kind != "procedural":
+        raise UserError(f"{path}: unknown rain model {kind!r} (procedural or streaks)")
+    return SynthConfig(**data)
 

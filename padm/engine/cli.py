@@ -103,8 +103,9 @@ def train(config_file, resume, print_config, model, degradation, **options):
     if print_config:
         click.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False), nl=False)
         return
-    if not cfg.train_data:
-        raise UserError("no training data: pass --train-data PATH (or train_data in --config)")
+    if not cfg.train_data and not cfg.synth_data:
+        raise UserError("no training data: pass --train-data PATH or --synth-data DIR --synth-model MODEL "
+                        "(or train_data in --config)")
     from padm.engine.train import train as run_training
 
     if summary_line := _mode_line(cfg):

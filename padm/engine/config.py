@@ -52,6 +52,11 @@ class TrainConfig:
     train_subset: str = _help("use only these images of train_data, by 1-based position in name order, "
                               "e.g. 1-180 or 1-10,21-30 (empty: all)", default="")
     val_subset: str = _help("use only these images of val_data (as --train-subset)", default="")
+    synth_data: str = _help("a folder of clean images made into training pairs on the fly by --synth-model "
+                            "(mixed with the pairs of train_data when both are given; docs/data.md)", default="")
+    synth_subset: str = _help("use only these images of synth_data (as --train-subset)", default="")
+    synth_model: str = _help("how synth_data's pairs are made (padm.data.synth.load_model): a PRESET, "
+                             "MODEL:PRESET[:DIR] or a JSON file", default="")
     out_dir: str = _help("run directory: config, logs, checkpoints, plots", default="runs/padm")
     patch_size: int = _help("random square crop size for training", default=256, validator=_ge(1))
     batch_size: int = _help("crops per micro-step, shared by --procs; under torchrun per process (official: "
@@ -125,7 +130,10 @@ class TrainConfig:
         if type(self.degradation) is not task.degradation_cls:
             raise ValueError(f"task {self.task!r} needs {task.degradation_cls.__name__} degradation settings, "
                              f"got {type(self.degradation).__name__}")
-        for name in ("train_subset", "val_subset"):
+        if bool(self.synth_data) != bool(self.synth_model):
+            raise ValueError("synth_data and synth_model go together: the clean images and how pairs are made "
+                             "of them")
+        for name in ("train_subset", "val_subset", "synth_subset"):
             parse_subset(getattr(self, name))  # ValueError now, not after the data is opened
 
     def to_dict(self) -> dict[str, Any]:

@@ -140,11 +140,20 @@ def _positions(subset: str) -> list[int] | None:
 def open_datasets(cfg: TrainConfig):
     """Training crops and (optional) full validation images, from :mod:`padm.data`: pairs, or clean
     images for a task that degrades them itself."""
-    from padm.data.datasets import open_clean, open_paired
+    from padm.data.datasets import open_clean, open_paired, open_synth
 
-    opener = open_paired if get_task(cfg.task).data == "pairs" else open_clean
-    train = opener(cfg.train_data, patch_size=cfg.patch_size, seed=cfg.seed, augment=cfg.augment,
-                   num_samples=cfg.samples_per_epoch or None, select=_positions(cfg.train_subset))
+    task = get_task(cfg.task)
+    opener = open_paired if task.data == "pairs" else open_clean
+    common = dict(patch_size=cfg.patch_size, seed=cfg.seed, augment=cfg.augment,
+                  num_samples=cfg.samples_per_epoch or None)
+    if cfg.synth_data:
+        if task.data != "pairs":
+            raise UserError(f"--synth-data makes pairs, but task {task.name!r} degrades clean images itself; "
+                            "pass them as --train-data")
+        train = open_synth(cfg.synth_data, model=cfg.synth_model, pairs=cfg.train_data or None,
+                           select=_positions(cfg.synth_subset), pairs_select=_positions(cfg.train_subset), **common)
+    else:
+        train = opener(cfg.train_data, select=_positions(cfg.train_subset), **common)
     val = opener(cfg.val_data, select=_positions(cfg.val_subset)) if cfg.val_data else None
     return train, val
 
@@ -166,7 +175,7 @@ def batch_stream(dataset, cfg: TrainConfig, d: Dist, start_micro: int) -> Iterat
     per_micro = batch_size * d.world
     per_epoch = n // per_micro  # micro-batches per epoch
     if per_epoch == 0:
-        raise UserError(f"{cfg.train_data}: {n} training crop(s) per epoch, fewer than batch_size x processes = "
+        raise UserError(f"{cfg.train_data or cfg.synth_data}: {n} training crop(s) per epoch, fewer than batch_size x processes = "
                         f"{per_micro}; raise --samples-per-epoch")
     epoch, skip = divmod(start_micro, per_epoch)
     while True:

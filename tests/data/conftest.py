@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from padm.data.images import write_image
@@ -29,4 +30,20 @@ def clean_dir(tmp_path: Path) -> Path:
     for i in range(3):
         write_image(d / f"{i}.png", scene(i, 61, 83))
     (d / "SOURCE.txt").write_text("x")
+    return d
+
+
+@pytest.fixture
+def bank_dir(tmp_path):
+    """Four 'rendered' streak layers: thin bright slanted lines on black, of different densities."""
+    d = tmp_path / "streaks"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        layer = np.zeros((40, 57, 3), np.uint8)
+        for _ in range(6 + 8 * i):
+            x, y, n = rng.integers(0, 57), rng.integers(0, 40), rng.integers(5, 15)
+            for t in range(n):
+                layer[(y + t) % 40, (x + t // 4) % 57] = 230
+        write_image(d / f"{i}-1.png", layer)
     return d

@@ -12,27 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from padm.cli import main
-from padm.data.images import read_image, write_image
+from padm.data.images import read_image
 from padm.data.streaks import STREAK_PRESETS, StreakBank, StreakConfig, StreakSynth, add_streaks, streak_map
 from padm.errors import UserError
 
 from data_helpers import scene, y_psnr
-
-
-@pytest.fixture
-def bank_dir(tmp_path):
-    """Four 'rendered' streak layers: thin bright slanted lines on black, of different densities."""
-    d = tmp_path / "streaks"
-    d.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        layer = np.zeros((40, 57, 3), np.uint8)
-        for _ in range(6 + 8 * i):
-            x, y, n = rng.integers(0, 57), rng.integers(0, 40), rng.integers(5, 15)
-            for t in range(n):
-                layer[(y + t) % 40, (x + t // 4) % 57] = 230
-        write_image(d / f"{i}-1.png", layer)
-    return d
 
 
 def test_seeded_order_independent_and_a_different_seed_differs(bank_dir):

@@ -132,6 +132,10 @@ def test_train_cli_errors(standin, tmp_path):
     _assert_clean_error(*run("train", "--resume", tmp_path / "nothing"), "not found")
     (tmp_path / "c.yaml").write_text("bogus: 1\n")
     _assert_clean_error(*run("train", "--config", tmp_path / "c.yaml"), "unknown training option(s) bogus")
+    _assert_clean_error(*run("train", "--synth-data", tmp_path), "synth_data and synth_model go together")
+    code, out = run("train", "--synth-data", tmp_path / "none", "--synth-model", "light", "--out-dir", tmp_path / "r")
+    assert code == 1 and "Traceback" not in out and out.splitlines()[-1].startswith("Error: data not found")
+    assert not (tmp_path / "r").exists()
 
 
 def test_shipped_model_choice(ckpt, tmp_path, monkeypatch):

@@ -112,3 +112,54 @@ def test_worker_processes_do_not_change_the_batches(standin, pairs_dir, tmp_path
     train(_cfg(pairs_dir, a, iterations=3, val_data=None, num_workers=0))
     train(_cfg(pairs_dir, b, iterations=3, val_data=None, num_workers=2))
     assert _losses(a) == _losses(b)
+
+
+def _clean_images(folder, n=3):
+    import numpy as np
+
+    from padm.data.images import write_image
+
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        write_image(folder / f"c{i}.png", rng.integers(0, 256, (23 + 2 * i, 29, 3), dtype=np.uint8))
+    return folder
+
+
+def test_resume_with_pairs_made_on_the_fly_is_exact(standin, pairs_dir, tmp_path):
+    """--synth-data mixes on-the-fly pairs into the real ones; a resume trains on the same pairs."""
+    clean = _clean_images(tmp_path / "clean")
+    kw = dict(synth_data=str(clean), synth_model="heavy", iterations=6, keep_last=0, val_data=None)
+    full = tmp_path / "full"
+    train(_cfg(pairs_dir, full, **kw))
+    part = tmp_path / "part"
+    (part / "checkpoints").mkdir(parents=True)
+    shutil.copy(full / "checkpoints" / "step_00000002.pt", part / "checkpoints")
+    train(_cfg(pairs_dir, part, **kw), resume=part / "checkpoints" / "step_00000002.pt")
+    a, b = _losses(full), _losses(part)
+    assert all(a[s] == b[s] for s in range(3, 7)), (a, b)
+    wa = torch.load(full / "checkpoints" / "step_00000006.pt", weights_only=True)["model"]
+    wb = torch.load(part / "checkpoints" / "step_00000006.pt", weights_only=True)["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    # the synthetic pairs are used: another rain model gives other losses from the first step on
+    other = tmp_path / "other"
+    train(_cfg(pairs_dir, other, **{**kw, "synth_model": "light", "iterations": 2}))
+    assert _losses(other)[1] != a[1] or _losses(other)[2] != a[2]
+    # and without real pairs
+    alone = tmp_path / "alone"
+    train(_cfg("", alone, **{**kw, "iterations": 1}))
+    assert list(_losses(alone)) == [1]
+
+
+def test_synth_options_are_checked_before_anything_is_written(standin, pairs_dir, tmp_path):
+    clean = _clean_images(tmp_path / "clean")
+    with pytest.raises(UserError, match="go together"):
+        _cfg(pairs_dir, tmp_path / "a", synth_data=str(clean))
+    with pytest.raises(UserError, match="go together"):
+        _cfg(pairs_dir, tmp_path / "a", synth_model="heavy")
+    with pytest.raises(UserError, match="unknown preset 'drizzle'"):
+        train(_cfg(pairs_dir, tmp_path / "b", synth_data=str(clean), synth_model="drizzle"))
+    with pytest.raises(UserError, match="degrades clean images itself"):
+        train(_cfg(clean, tmp_path / "c", task="denoise", synth_data=str(clean), synth_model="heavy"))
+    assert not any((tmp_path / n).exists() for n in "abc")
+
