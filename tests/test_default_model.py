@@ -10,7 +10,9 @@ from click.testing import CliRunner
 
 from padm.cli import main
 from padm.engine.checkpoint import default_checkpoint_path
-from padm.engine.demo import REPO, find_samples, run_demo
+from padm.engine.demo import REPO, find_samples, run_demo, shipped_models
+
+HEAVY = REPO / "checkpoints" / "heavy.pt"
 
 pytestmark = pytest.mark.skipif(not default_checkpoint_path().is_file(), reason="no shipped checkpoint")
 
@@ -36,23 +38,30 @@ def test_shipped_model_improves_bundled_pairs(tmp_path):
 
 
 def test_demo_command(tmp_path):
-    """The README's main command, end to end (fast: 8 small images)."""
+    """The README's main command, end to end (fast: 8 small images), with every shipped model."""
     out = tmp_path / "demo"
     result = CliRunner().invoke(main, ["demo", "--out", str(out)])
     assert result.exit_code == 0, result.output
     names = {s.name for s in find_samples(REPO / "samples")}
-    assert {p.stem for p in out.glob("*.png")} == names | {"comparison"}
-    assert re.search(r"rain100l_0181\s+[\d.]+\s+[\d.]+\s+[\d.]+", result.output)
+    labels = list(shipped_models())
+    assert labels[0] == "light" and ("heavy" in labels) == HEAVY.is_file()
+    assert {p.stem for p in out.glob("*.png")} == {"comparison"}
+    for label in labels:
+        assert {p.stem for p in (out / label).glob("*.png")} == names
+    # a row per pair: time, input PSNR/SSIM, then PSNR/SSIM per model
+    assert re.search(r"rain100l_0181\s+[\d.]+\s+[\d.]+\s+[\d.]+" + r"\s+[\d.]+\s+[\d.]+" * len(labels),
+                     result.output)
     assert "total" in result.output and "(no ground truth)" in result.output
+    # one model: into OUT itself
+    result = CliRunner().invoke(main, ["demo", "--model", "light", "--out", str(tmp_path / "one")])
+    assert result.exit_code == 0, result.output
+    assert {p.stem for p in (tmp_path / "one").glob("*.png")} == names | {"comparison"}
 
 
 def test_demo_bad_samples_folder(tmp_path):
     result = CliRunner().invoke(main, ["demo", "--samples", str(tmp_path), "--out", str(tmp_path / "o")])
     assert result.exit_code != 0
     assert "no sample images" in result.output and "Traceback" not in result.output
-
-
-HEAVY = REPO / "checkpoints" / "heavy.pt"
 
 
 @pytest.mark.skipif(not HEAVY.is_file(), reason="no shipped heavy model")

@@ -150,6 +150,12 @@ def test_shipped_model_choice(ckpt, tmp_path, monkeypatch):
     monkeypatch.setattr(ck, "SHIPPED_MODELS", {"light": "default.pt", "heavy": "absent-in-this-checkout.pt"})
     _assert_clean_error(*run("derain", src, out, "--model", "heavy"), "the heavy model is not in this checkout")
     _assert_clean_error(*run("demo", "--model", "heavy", "--out", tmp_path / "demo"), "not in this checkout")
+    from padm.engine.demo import shipped_models
+
+    assert list(shipped_models()) == ["light"]  # the demo runs the shipped models this checkout holds
+    monkeypatch.setattr(ck, "SHIPPED_MODELS", {"light": "absent.pt"})
+    _assert_clean_error(*run("demo", "--out", tmp_path / "demo"), "no shipped model in this checkout")
+    monkeypatch.setattr(ck, "SHIPPED_MODELS", {"light": "default.pt", "heavy": "absent-in-this-checkout.pt"})
     assert not out.exists() and not (tmp_path / "demo").exists()
     # a shipped name that exists is the same as --ckpt with its path
     monkeypatch.setattr(ck, "shipped_checkpoint_path", lambda name: ckpt)
