@@ -65,16 +65,18 @@ def test_demo_bad_samples_folder(tmp_path):
 
 
 @pytest.mark.skipif(not HEAVY.is_file(), reason="no shipped heavy model")
-def test_heavy_model_beats_the_light_one_on_the_heaviest_pairs(tmp_path):
-    """Regression guard for ``--model heavy`` on the bundled pairs (never trained on).  Measured
-    (checkpoints/README.md): on Rain200H 0003 / 0004 the heavy model scores 19.39 / 15.73 dB against the
-    light model's 17.08 / 12.87; on the lighter 0001 and on light rain it is worse (it removes a veil
-    that is not there), so those are not asserted to improve: the guard is the heavy pairs' gain."""
+def test_heavy_model_beats_the_light_one_on_the_heaviest_pairs_and_keeps_light_rain(tmp_path):
+    """Regression guard for ``--model heavy`` on the bundled pairs (never trained on).  Measured for
+    heavy.pt v2 (checkpoints/README.md): Rain200H 0003 / 0004 24.12 / 17.03 dB against the light model's
+    17.08 / 12.87; Rain100L 0181 / 0190 41.08 / 31.69 from inputs 34.10 / 27.50 (v1, which always
+    removed a haze veil, fell to 18.65 / 19.30 there: the second guard)."""
     quiet = dict(figure=False, log=lambda *_: None)
     light = {r.name: r for r in run_demo(REPO / "samples", tmp_path / "light", **quiet)}
     heavy = {r.name: r for r in run_demo(REPO / "samples", tmp_path / "heavy", str(HEAVY), **quiet)}
     for name in ("rain200h_0003", "rain200h_0004"):
         assert heavy[name].psnr_out > light[name].psnr_out + 1.0, (name, heavy[name], light[name])
+        assert heavy[name].psnr_out > heavy[name].psnr_in + 2.0, (name, heavy[name])
+    for name in ("rain100l_0181", "rain100l_0190"):
         assert heavy[name].psnr_out > heavy[name].psnr_in + 2.0, (name, heavy[name])
 
 
