@@ -266,6 +266,13 @@ def _clean_images(folder: Path, select: Sequence[int] | None) -> list[Path]:
     return [images[i] for i in _select(images, select, folder)]
 
 
+def _decoded(cache: dict[int, np.ndarray], paths: Sequence[Path], k: int) -> np.ndarray:
+    """Image ``k`` of ``paths`` as 8-bit (H, W, 3), decoded once per process and kept in ``cache``."""
+    if k not in cache:
+        cache[k] = to_8bit(read_image(paths[k]).pixels)
+    return cache[k]
+
+
 class CleanPatchDataset(_PatchSampling):
     """Random crops of clean images (a folder), for tasks that degrade them on the fly.
 
@@ -285,10 +292,8 @@ class CleanPatchDataset(_PatchSampling):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         pair, top, left, transform = self.plan(index)
-        if pair not in self._cache:
-            self._cache[pair] = to_8bit(read_image(self.paths[pair]).pixels)
         p = self.patch_size
-        crop = dihedral(self._cache[pair][top:top + p, left:left + p], transform)
+        crop = dihedral(_decoded(self._cache, self.paths, pair)[top:top + p, left:left + p], transform)
         degrade_seed = int(np.random.default_rng([self.seed, self.epoch, index, 1]).integers(2**62))
         return {"clean": to_tensor(crop), "name": self.names[pair], "seed": degrade_seed}
 
@@ -329,10 +334,8 @@ class SynthPatchDataset(_PatchSampling):
         if pair < self.num_real:
             return self.pairs._read_crop(pair, top, left, index)
         k = pair - self.num_real
-        if k not in self._cache:
-            self._cache[k] = to_8bit(read_image(self.paths[k]).pixels)
         p = self.patch_size
-        clean = np.ascontiguousarray(self._cache[k][top:top + p, left:left + p])  # (p, p, 3) uint8
+        clean = np.ascontiguousarray(_decoded(self._cache, self.paths, k)[top:top + p, left:left + p])  # (p, p, 3) uint8
         rng = np.random.default_rng([int(self.model.seed), self.seed, self.epoch, index])
         return from_float(self.model.apply(to_float(clean), rng), 8), clean
 
