@@ -16,7 +16,9 @@ def rel(a, b):
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
-@pytest.mark.parametrize("shape", [(1, 2, 1, 1), (2, 42, 13, 17), (1, 212, 9, 31), (3, 34, 5, 2)])
+# 2h = 2, 30: one partial block of lanes; 32: one whole block; 34, 42, 212: whole blocks and an overlapping tail
+@pytest.mark.parametrize("shape", [(1, 2, 1, 1), (2, 30, 3, 5), (1, 32, 4, 3), (2, 42, 13, 17), (1, 212, 9, 31),
+                                   (3, 34, 5, 2)])
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-13), (torch.float32, 1e-6)])
 def test_fused_matches_definition(shape, dtype, tol):
     torch.manual_seed(0)

@@ -433,6 +433,18 @@ inline void store_lanes(S* p, V v, int64_t n) {
     }
 }
 
+template <typename S, typename V>
+inline V vload(const S* p) {  // W contiguous values
+    V v;
+    std::memcpy(&v, p, sizeof(V));
+    return v;
+}
+
+template <typename S, typename V>
+inline void vstore(S* p, V v) {
+    std::memcpy(p, &v, sizeof(V));
+}
+
 template <typename V>
 inline V silu_grad(V pre) {  // d/dx x sigmoid(x) = s (1 + x (1 - s))
     const V sg = vsigmoid(pre);
@@ -542,32 +554,83 @@ inline V vgelu(V a) {
     return S(0.5) * a * (S(1) + verf(a * S(0.70710678118654752440)));
 }
 
+// Channel blocks of W lanes over [0, n): full blocks at 0, W, 2W, ...; a ragged end is covered by one more
+// full block that ends at n and overlaps the one before (it recomputes and rewrites the same values) when
+// n >= W, else by one partial block (lane-by-lane loads).  Full blocks load and store whole vectors: with
+// lane-by-lane tails the kernel ran slower than PyTorch's three passes for the small model's 42 channels.
+struct Block {
+    int64_t c0, lanes;
+};
+
+inline std::vector<Block> channel_blocks(int64_t n) {
+    std::vector<Block> out;
+    if (n < W) {
+        if (n > 0) out.push_back({0, n});
+        return out;
+    }
+    int64_t c0 = 0;
+    for (; c0 + W <= n; c0 += W) out.push_back({c0, W});
+    if (c0 < n) out.push_back({n - W, W});
+    return out;
+}
+
+template <bool Full, typename S, typename V>
+inline V ldb(const S* p, int64_t n) {
+    if constexpr (Full) return vload<S, V>(p);
+    else return load_lanes<S, V>(p, 1, n);
+}
+
+template <bool Full, typename S, typename V>
+inline void stb(S* p, V v, int64_t n) {
+    if constexpr (Full) vstore(p, v);
+    else store_lanes(p, v, n);
+}
+
+// fn(std::true_type / std::false_type, block): whole vectors or lane by lane, chosen once per block
+template <typename F>
+inline void for_blocks(const std::vector<Block>& blocks, F&& fn) {
+    for (const Block& blk : blocks) {
+        if (blk.lanes == W) fn(std::true_type{}, blk);
+        else fn(std::false_type{}, blk);
+    }
+}
+
+// v = dw3x3(u) at pixel (i, j) for channels c0 .. c0 + n - 1 (a) and h + c0 .. (g); zero padding
+template <bool Full, typename S, typename V>
+inline void dw_pair(const S* ub, const S* w9, int64_t H, int64_t Wd, int64_t C, int64_t h, int64_t i, int64_t j,
+                    int64_t c0, int64_t n, V& a, V& g) {
+    a = V{};
+    g = V{};
+    for (int di = -1; di <= 1; ++di) {
+        const int64_t ii = i + di;
+        if (ii < 0 || ii >= H) continue;
+        for (int dj = -1; dj <= 1; ++dj) {
+            const int64_t jj = j + dj;
+            if (jj < 0 || jj >= Wd) continue;
+            const S* px = ub + (ii * Wd + jj) * C;
+            const S* wt = w9 + ((di + 1) * 3 + (dj + 1)) * C;
+            a += ldb<Full, S, V>(wt + c0, n) * ldb<Full, S, V>(px + c0, n);
+            g += ldb<Full, S, V>(wt + h + c0, n) * ldb<Full, S, V>(px + h + c0, n);
+        }
+    }
+}
+
 template <typename S>
 void gated_dw3x3(const S* u, const S* w9, S* out, int64_t batch, int64_t H, int64_t Wd, int64_t h, int nthreads) {
     using V = typename Lanes<S>::V;
     const int64_t C = 2 * h;  // channels of u; w9: (9, C) contiguous, tap-major
+    const auto blocks = channel_blocks(h);
     parallel_tasks(batch * H, nthreads, [&](int, int64_t row) {
         const int64_t b = row / H, i = row % H;
         const S* ub = u + b * H * Wd * C;
         S* ob = out + (b * H + i) * Wd * h;
         for (int64_t j = 0; j < Wd; ++j)
-            for (int64_t c0 = 0; c0 < h; c0 += W) {
-                const int64_t n = std::min<int64_t>(W, h - c0);
-                V a = V{}, g = V{};
-                for (int di = -1; di <= 1; ++di) {
-                    const int64_t ii = i + di;
-                    if (ii < 0 || ii >= H) continue;
-                    for (int dj = -1; dj <= 1; ++dj) {
-                        const int64_t jj = j + dj;
-                        if (jj < 0 || jj >= Wd) continue;
-                        const S* px = ub + (ii * Wd + jj) * C;
-                        const S* wt = w9 + ((di + 1) * 3 + (dj + 1)) * C;
-                        a += load_lanes<S, V>(wt + c0, 1, n) * load_lanes<S, V>(px + c0, 1, n);
-                        g += load_lanes<S, V>(wt + h + c0, 1, n) * load_lanes<S, V>(px + h + c0, 1, n);
-                    }
-                }
-                store_lanes(ob + j * h + c0, vgelu(a) * g, n);
-            }
+            for_blocks(blocks, [&](auto full, const Block& blk) {
+                constexpr bool Full = decltype(full)::value;
+                V a, g;
+                dw_pair<Full, S, V>(ub, w9, H, Wd, C, h, i, j, blk.c0, blk.lanes, a, g);
+                stb<Full>(ob + j * h + blk.c0, vgelu(a) * g, blk.lanes);
+            });
     });
 }
 
