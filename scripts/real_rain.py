@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from padm.data.images import read_image
+from padm.data.images import read_image, to_float
 from padm.data.layouts import find_pairs, list_images
 from padm.engine.checkpoint import shipped_checkpoint_path
 from padm.engine.demo import Sample, restore_samples, side_by_side
@@ -67,8 +67,6 @@ def main(out: Path, specs: tuple[str, ...], rows: int, limit: int | None):
                                                 for label in models}}
     write_text(out / "scores.json", json.dumps(summary, indent=2) + "\n")
     picks = scored[:rows] + [i for i in range(len(samples)) if i not in scored][:rows]
-    from padm.data.images import to_float
-
     figure_rows = [(samples[i].name, [to_float(inputs[i].pixels)] + [restored[label][i] for label in models]
                     + [to_float(cleans[i].pixels) if cleans[i] is not None else None]) for i in picks]
     side_by_side(figure_rows, ["input", *models, "clean"], out / "real_rain.png", width=2.6, dpi=72)

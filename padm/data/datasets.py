@@ -233,6 +233,14 @@ class FullImageDataset(Dataset):
         return _item(rain_img.pixels, clean_img.pixels, self.names[index])
 
 
+def _existing(path: str | os.PathLike) -> Path:
+    """``path`` as a :class:`Path`, or the one-line error every data opener gives when it is absent."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"data not found: {path}")
+    return path
+
+
 def open_paired(path: str | os.PathLike, patch_size: int | None = None, *, augment: bool = True,
                 seed: int = 0, num_samples: int | None = None, layout: str = "auto",
                 rain_side: str = "left", select: Sequence[int] | None = None) -> Dataset:
@@ -242,9 +250,7 @@ def open_paired(path: str | os.PathLike, patch_size: int | None = None, *, augme
     (:class:`PairedPatchDataset` / :class:`FolderPatchDataset`), without it whole images
     (:class:`FullImageDataset`).
     """
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"data not found: {path}")
+    path = _existing(path)
     if patch_size is None:
         return FullImageDataset(path, layout=layout, rain_side=rain_side, select=select)
     if path.is_file():
@@ -351,9 +357,7 @@ def open_synth(folder: str | os.PathLike, patch_size: int, model: str, *, pairs:
     ``model`` (:func:`padm.data.synth.load_model`), mixed with the pairs at ``pairs`` when given."""
     from padm.data.synth import load_model
 
-    path = Path(folder)
-    if not path.exists():
-        raise UserError(f"data not found: {path}")
+    path = _existing(folder)
     real = None
     if pairs:
         real = open_paired(pairs, patch_size, augment=augment, seed=seed, select=pairs_select)
@@ -384,9 +388,7 @@ class CleanImageDataset(Dataset):
 def open_clean(path: str | os.PathLike, patch_size: int | None = None, *, augment: bool = True, seed: int = 0,
                num_samples: int | None = None, select: Sequence[int] | None = None) -> Dataset:
     """Clean images of a folder: random crops with ``patch_size``, whole images without."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"data not found: {path}")
+    path = _existing(path)
     if patch_size is None:
         return CleanImageDataset(path, select=select)
     return CleanPatchDataset(path, patch_size, augment=augment, seed=seed, num_samples=num_samples, select=select)
