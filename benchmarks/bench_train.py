@@ -1,4 +1,5 @@
-"""Training throughput of the real engine per mode: eager float32, ``--cpu-bf16``, ``--procs 0``.
+"""Training throughput of the real engine per mode: eager float32 through PyTorch's ops (the baseline),
+the fused gated-convolution kernels, ``--cpu-bf16``, ``--procs 0`` with the kernels (the CPU default).
 
 Run:  pytest benchmarks/bench_train.py --benchmark-only
       python scripts/bench_train.py            (the README table: three cases, median of 20 steps)
@@ -22,8 +23,10 @@ from padm.data.images import write_image
 from padm.engine.config import resolve_config
 from padm.engine.train import train
 
-MODES = {"fp32": dict(procs=1, cpu_bf16=False), "bf16": dict(procs=1, cpu_bf16=True),
-         "procs": dict(procs=0, cpu_bf16=False)}
+MODES = {"fp32": dict(procs=1, cpu_bf16=False, fused_train_ops=False),
+         "fused": dict(procs=1, cpu_bf16=False, fused_train_ops=True),
+         "bf16": dict(procs=1, cpu_bf16=True, fused_train_ops=False),
+         "procs+fused": dict(procs=0, cpu_bf16=False, fused_train_ops=True)}
 WARMUP, STEPS, PATCH, BATCH = 2, 8, 64, 8
 
 

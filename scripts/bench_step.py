@@ -11,6 +11,8 @@ after the other instead would measure the drift.)  Variants:
 
 =================  =====================================================================================
 ``baseline``       the engine's path: NCHW model and input, AdamW (for-each), Python's GC on
+``pytorch-ops``    the fused training kernels off (``--no-fused-train-ops``): PyTorch's ops train the
+                   gated depthwise convolution, as before those kernels existed
 ``channels-last``  model and crops converted to channels-last memory
 ``fused-adamw``    ``torch.optim.AdamW(fused=True)``
 ``no-gc``          Python's cyclic garbage collector off during the step
@@ -27,10 +29,11 @@ import click
 import torch
 
 from padm.engine.losses import unfolding_loss
+from padm.ops import backend
 from padm.unfolding.tasks import get_task
 from padm.unfolding.tasks.base import Sample
 
-VARIANTS = ("baseline", "channels-last", "fused-adamw", "no-gc")
+VARIANTS = ("baseline", "pytorch-ops", "channels-last", "fused-adamw", "no-gc")
 
 
 def make_step(variant: str, preset: str, patch: int, batch: int):
@@ -50,9 +53,10 @@ def make_step(variant: str, preset: str, patch: int, batch: int):
         if variant == "no-gc":
             gc.disable()
         try:
-            out = model(task.inputs(sample.degraded, sample.aux))
-            loss, _ = unfolding_loss(task.supervision(out, sample), 0.01)
-            loss.backward()
+            with backend.use("auto", training_kernels=variant != "pytorch-ops"):
+                out = model(task.inputs(sample.degraded, sample.aux))
+                loss, _ = unfolding_loss(task.supervision(out, sample), 0.01)
+                loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             opt.zero_grad(set_to_none=True)

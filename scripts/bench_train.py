@@ -7,17 +7,23 @@
 Every mode runs the real engine (:func:`padm.engine.train.train`: data loading, the loss over all
 stages, gradient clipping, AdamW, logging) on the same crops for ``--warmup`` + ``--steps`` optimizer
 steps; the rate is the median of the per-step rates the run logs after the warm-up.  Ratios are against
-``fp32`` (one process, all threads, eager float32: the engine's behaviour before these modes existed)
-measured in the same run.  Modes:
+``fp32`` (one process, all threads, eager float32 through PyTorch's ops: the engine's behaviour before
+these modes existed) measured in the same run.  Modes:
 
-=============  =================================================================================
-``fp32``       one process, all threads, float32 (the baseline)
-``bf16``       one process, bfloat16 autocast on the CPU (``--cpu-bf16``)
-``procs``      one process per core, each with one thread and a share of the batch (``--procs 0``)
-``procs+bf16`` both
-``fp32+w2``    the baseline with two DataLoader worker processes instead of none
-``procs+w1``   ``procs`` with one DataLoader worker per process
-=============  =================================================================================
+===============  ===================================================================================
+``fp32``         the baseline: one process, all threads, float32, PyTorch's ops for the gated depthwise
+                 convolution (``--no-fused-train-ops``)
+``fused``        ``fp32`` with the fused gated-convolution kernels (``--fused-train-ops``)
+``bf16``         one process, bfloat16 autocast on the CPU (``--cpu-bf16``)
+``procs``        one process per core, each with one thread and a share of the batch (``--procs 0``)
+``procs+fused``  both: ``padm train``'s default on a CPU
+``procs+bf16``   ``procs`` with bfloat16 autocast
+``fp32+w2``      the baseline with two DataLoader worker processes instead of none
+``procs+w1``     ``procs`` with one DataLoader worker per process
+===============  ===================================================================================
+
+Modes without ``fused`` in their name train the gated convolution through PyTorch's ops (under
+bfloat16 it always does: the kernels are float32/float64).
 
 ``--compile-check`` also times a forward+backward+AdamW loop with the network's blocks compiled by
 ``torch.compile`` (inductor) against the same loop in eager mode; padm ships no compile mode because
@@ -41,12 +47,14 @@ from padm.engine.infer import cpu_bf16_supported
 from padm.engine.train import train
 
 MODES = {
-    "fp32": dict(procs=1, cpu_bf16=False, num_workers=0),
-    "bf16": dict(procs=1, cpu_bf16=True, num_workers=0),
-    "procs": dict(procs=0, cpu_bf16=False, num_workers=0),
-    "procs+bf16": dict(procs=0, cpu_bf16=True, num_workers=0),
-    "fp32+w2": dict(procs=1, cpu_bf16=False, num_workers=2),
-    "procs+w1": dict(procs=0, cpu_bf16=False, num_workers=1),
+    "fp32": dict(procs=1, cpu_bf16=False, num_workers=0, fused_train_ops=False),
+    "fused": dict(procs=1, cpu_bf16=False, num_workers=0, fused_train_ops=True),
+    "bf16": dict(procs=1, cpu_bf16=True, num_workers=0, fused_train_ops=False),
+    "procs": dict(procs=0, cpu_bf16=False, num_workers=0, fused_train_ops=False),
+    "procs+fused": dict(procs=0, cpu_bf16=False, num_workers=0, fused_train_ops=True),
+    "procs+bf16": dict(procs=0, cpu_bf16=True, num_workers=0, fused_train_ops=False),
+    "fp32+w2": dict(procs=1, cpu_bf16=False, num_workers=2, fused_train_ops=False),
+    "procs+w1": dict(procs=0, cpu_bf16=False, num_workers=1, fused_train_ops=False),
 }
 CASES = ("small:128x2", "small:64x8", "paper:128x1")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "Rain100L_train"
@@ -139,8 +147,8 @@ def compile_check(preset: str, patch: int, batch: int, steps: int) -> dict:
 
 @click.command()
 @click.option("--case", "cases", multiple=True, default=CASES, show_default=True, help="PRESET:PATCHxBATCH")
-@click.option("--mode", "modes", multiple=True, default=("fp32", "bf16", "procs", "procs+bf16"), show_default=True,
-              type=click.Choice(list(MODES)))
+@click.option("--mode", "modes", multiple=True, show_default=True, type=click.Choice(list(MODES)),
+              default=("fp32", "fused", "bf16", "procs", "procs+fused", "procs+bf16"))
 @click.option("--steps", default=20, show_default=True, help="measured optimizer steps per mode")
 @click.option("--warmup", default=3, show_default=True, help="steps before measuring")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,

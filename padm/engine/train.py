@@ -242,8 +242,10 @@ def describe_mode(cfg: TrainConfig, d: Dist) -> str:
     if cfg.cpu_bf16 and d.device.type == "cpu" and how == "float32":
         how += " (--cpu-bf16 asked for, but this CPU has no bfloat16 instructions)"
     per = rank_batch_size(cfg, d)
+    ops = ("" if d.device.type == "cuda"
+           else ", gated conv: fused kernel" if cfg.fused_train_ops else ", gated conv: PyTorch ops")
     return (f"training on {where}: {d.world} process(es) x {torch.get_num_threads()} thread(s), "
-            f"{per} crop(s) per process per micro-step, {how}")
+            f"{per} crop(s) per process per micro-step, {how}{ops}")
 
 
 def _prepare_run_dir(cfg: TrainConfig, resuming: bool) -> Path:
@@ -279,7 +281,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> dict[str
         return run_procs(train, cfg, resume, procs)
     d = Dist(cfg.device)
     try:
-        with backend.use(cfg.scan_backend), StopSignals() as signals, contextlib.ExitStack() as stack:
+        with backend.use(cfg.scan_backend, training_kernels=cfg.fused_train_ops), StopSignals() as signals, contextlib.ExitStack() as stack:
             run = _Run(signals, stack)
             try:
                 return _train(cfg, d, resume, run)

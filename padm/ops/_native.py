@@ -91,6 +91,9 @@ def _declare(lib: ctypes.CDLL) -> None:
         gated = getattr(lib, f"padm_gated_dw_{suffix}")
         gated.argtypes = [p, p, p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, i32]
         gated.restype = None
+        gated_bwd = getattr(lib, f"padm_gated_dw_bwd_{suffix}")
+        gated_bwd.argtypes = [p, p, p, p, p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, i32]
+        gated_bwd.restype = None
 
 
 def load() -> ctypes.CDLL | None:

@@ -35,6 +35,7 @@ BACKENDS = ("auto", "reference", "cpu", "parallel", "cuda")
 
 _default = "auto"
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar("padm_backend", default=None)
+_training: contextvars.ContextVar[bool] = contextvars.ContextVar("padm_training_kernels", default=True)
 
 
 def check(name: str) -> str:
@@ -55,13 +56,24 @@ def set_default(name: str) -> None:
     _default = check(name)
 
 
+def training_kernels() -> bool:
+    """Whether ops whose fused kernel has a backward may use it when a gradient is needed (default
+    True).  Off, they train through PyTorch's ops as before the kernels existed (``padm train
+    --no-fused-train-ops``, the baseline of ``scripts/bench_train.py``); inference is not affected."""
+    return _training.get()
+
+
 @contextlib.contextmanager
-def use(name: str) -> Iterator[str]:
-    """Run the block with ``name`` as the backend of every fast op."""
+def use(name: str, *, training_kernels: bool | None = None) -> Iterator[str]:
+    """Run the block with ``name`` as the backend of every fast op (and, if given, with the fused
+    training kernels allowed or not)."""
     token = _current.set(check(name))
+    token_t = _training.set(training_kernels) if training_kernels is not None else None
     try:
         yield name
     finally:
+        if token_t is not None:
+            _training.reset(token_t)
         _current.reset(token)
 
 
@@ -73,4 +85,4 @@ def resolve(name: str | None, is_cuda: bool) -> str:
     return name
 
 
-__all__ = ["BACKENDS", "check", "current", "set_default", "use", "resolve"]
+__all__ = ["BACKENDS", "check", "current", "set_default", "use", "resolve", "training_kernels"]

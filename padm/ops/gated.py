@@ -5,10 +5,22 @@ r"""The gated depthwise convolution in the middle of the GDRSS feed-forward netw
     [a, b] = \mathrm{DW}_{3\times3}(u), \qquad \text{out} = \operatorname{GELU}(a) \odot b
 
 ``u`` has 2h channels, ``out`` h.  :func:`gated_dwconv_ref` is the PyTorch definition (three passes over
-large tensors: convolution, GELU, product); the fused CPU kernel (``csrc/selective_scan.cpp``,
-``gated_dw3x3``) does it in one pass over channels-last activations.  The kernel is forward-only:
-it is used for inference (no gradient needed), and training takes the reference path.  The run-time
-backend (:mod:`padm.ops.backend`) ``auto``/``cpu`` allows the kernel; any other runs the reference.
+large tensors: convolution, GELU, product, and as many again backward); the fused CPU kernels
+(``csrc/selective_scan.cpp``, ``gated_dw3x3`` and ``gated_dw3x3_bwd``) work on channels-last
+activations.  The backward recomputes :math:`a, b` from ``u`` (so nothing of 2h channels is stored
+for it) and, with :math:`g = \partial L / \partial\,\text{out}`,
+
+.. math::
+
+    \frac{\partial L}{\partial a} = g\, b\, \operatorname{GELU}'(a), \quad
+    \frac{\partial L}{\partial b} = g \operatorname{GELU}(a), \quad
+    \frac{\partial L}{\partial u} = \mathrm{DW}^{\top}_{3\times3}\Big(\Big[\frac{\partial L}{\partial a},
+    \frac{\partial L}{\partial b}\Big]\Big)
+
+with :math:`\operatorname{GELU}'(a) = \Phi(a) + a\,\varphi(a)`, and the weight gradient summed over
+pixels.  The run-time backend (:mod:`padm.ops.backend`) ``auto``/``cpu`` allows the kernels; any other
+runs the reference.  In training they also need :func:`padm.ops.backend.training_kernels` (on by
+default; ``padm train --no-fused-train-ops`` turns it off to measure against PyTorch's ops).
 """
 
 from __future__ import annotations
@@ -28,31 +40,71 @@ def gated_dwconv_ref(u: Tensor, weight: Tensor) -> Tensor:
 
 
 def _fused_ok(u: Tensor, weight: Tensor) -> bool:
+    """Whether the fused kernels apply: CPU, float32/64, 3×3, the ``cpu`` backend, the library built, and
+    (when a gradient is needed) training kernels allowed."""
+    needs_grad = torch.is_grad_enabled() and (u.requires_grad or weight.requires_grad)
     return (
         u.device.type == "cpu"
         and _backend.resolve(None, False) == "cpu"
+        and (not needs_grad or _backend.training_kernels())
         and u.dtype in (torch.float32, torch.float64)
         and weight.dtype == u.dtype
         and weight.shape[-2:] == (3, 3)
         and u.shape[1] % 2 == 0
-        and not (torch.is_grad_enabled() and (u.requires_grad or weight.requires_grad))
-        and u.is_contiguous(memory_format=torch.channels_last)
         and _native.available()
     )
 
 
+def _suffix(t: Tensor) -> str:
+    return "f64" if t.dtype == torch.float64 else "f32"
+
+
+def _forward(u_cl: Tensor, w9: Tensor) -> Tensor:
+    """u_cl (N, H, W, 2h) contiguous, w9 (9, 2h) -> (N, H, W, h)."""
+    n, h, w, c = u_cl.shape
+    out = u_cl.new_empty(n, h, w, c // 2)
+    getattr(_native.load(), f"padm_gated_dw_{_suffix(u_cl)}")(
+        u_cl.data_ptr(), w9.data_ptr(), out.data_ptr(), n, h, w, c // 2, torch.get_num_threads()
+    )
+    return out
+
+
+class _GatedDW(torch.autograd.Function):
+    """The fused kernels as one differentiable op: (N, 2h, H, W), (2h, 1, 3, 3) -> (N, h, H, W)."""
+
+    @staticmethod
+    def forward(ctx, u: Tensor, weight: Tensor) -> Tensor:
+        u_cl = u.permute(0, 2, 3, 1).contiguous()  # (N, H, W, 2h); a view when u is channels-last
+        w9 = weight.reshape(weight.shape[0], 9).t().contiguous()  # (9, 2h), tap-major
+        ctx.save_for_backward(u_cl, w9)
+        return _forward(u_cl, w9).permute(0, 3, 1, 2)  # (N, h, H, W) view, channels-last
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        u_cl, w9 = ctx.saved_tensors
+        n, h, w, c = u_cl.shape
+        threads = torch.get_num_threads()
+        g_cl = g.permute(0, 2, 3, 1).contiguous()  # (N, H, W, h)
+        du = torch.empty_like(u_cl)  # (N, H, W, 2h)
+        dw_buf = u_cl.new_zeros(threads, 9, c)  # per-thread partial weight gradients
+        getattr(_native.load(), f"padm_gated_dw_bwd_{_suffix(u_cl)}")(
+            u_cl.data_ptr(), w9.data_ptr(), g_cl.data_ptr(), du.data_ptr(), dw_buf.data_ptr(),
+            n, h, w, c // 2, threads,
+        )
+        dweight = dw_buf.sum(0).t().reshape(c, 1, 3, 3)  # (2h, 1, 3, 3)
+        return du.permute(0, 3, 1, 2), dweight
+
+
 def gated_dwconv(u: Tensor, weight: Tensor) -> Tensor:
-    """:func:`gated_dwconv_ref`, fused in one pass on the CPU when no gradient is needed."""
+    """:func:`gated_dwconv_ref`, fused on the CPU (forward, and backward when a gradient is needed)."""
     if not _fused_ok(u, weight):
         return gated_dwconv_ref(u, weight)
-    n, c, h, w = u.shape
-    w9 = weight.reshape(c, 9).t().contiguous()  # (9, 2h), tap-major
-    out = u.new_empty(n, h, w, c // 2)  # channels-last storage
-    suffix = "f64" if u.dtype == torch.float64 else "f32"
-    getattr(_native.load(), f"padm_gated_dw_{suffix}")(
-        u.data_ptr(), w9.data_ptr(), out.data_ptr(), n, h, w, c // 2, torch.get_num_threads()
-    )
-    return out.permute(0, 3, 1, 2)  # (N, h, H, W) view, channels-last
+    if torch.is_grad_enabled() and (u.requires_grad or weight.requires_grad):
+        return _GatedDW.apply(u, weight)
+    if not u.is_contiguous(memory_format=torch.channels_last):
+        return gated_dwconv_ref(u, weight)  # inference on NCHW: a copy would cost what the fusion saves
+    w9 = weight.reshape(weight.shape[0], 9).t().contiguous()  # (9, 2h), tap-major
+    return _forward(u.permute(0, 2, 3, 1), w9).permute(0, 3, 1, 2)  # (N, h, H, W) view, channels-last
 
 
 __all__ = ["gated_dwconv", "gated_dwconv_ref"]

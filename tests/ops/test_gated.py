@@ -1,4 +1,4 @@
-"""The gated depthwise convolution: fused CPU kernel (inference) vs the PyTorch definition."""
+"""The gated depthwise convolution: fused CPU kernels (forward, backward) vs the PyTorch definition."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from padm.ops import _native
+from padm.ops import _native, backend
 from padm.ops.gated import gated_dwconv, gated_dwconv_ref
 
 pytestmark = pytest.mark.skipif(not _native.available(), reason="fused kernel could not be built")
@@ -46,3 +46,60 @@ def test_non_channels_last_input_uses_reference():
     w = torch.randn(8, 1, 3, 3)
     with torch.no_grad():
         assert torch.allclose(gated_dwconv(u, w), gated_dwconv_ref(u, w))
+
+
+# --- training: the fused backward against autograd through the definition
+
+
+def _grads(fn, u, w, g):
+    return torch.autograd.grad(fn(u, w), (u, w), g)
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 1, 1), (2, 30, 3, 5), (1, 32, 4, 3), (2, 42, 13, 17), (1, 212, 9, 31),
+                                   (3, 34, 5, 2)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fused_backward_matches_autograd(shape, threads):
+    torch.manual_seed(1)
+    u = torch.randn(*shape, dtype=torch.float64).contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = torch.randn(shape[1], 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(shape[0], shape[1] // 2, *shape[2:], dtype=torch.float64)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        out = gated_dwconv(u, w)
+        assert type(out.grad_fn).__name__ == "_GatedDWBackward"  # the fused op, not the definition
+        du, dw = torch.autograd.grad(out, (u, w), g)
+    finally:
+        torch.set_num_threads(old)
+    rdu, rdw = _grads(gated_dwconv_ref, u, w, g)
+    assert rel(du, rdu) < 1e-13 and rel(dw, rdw) < 1e-13
+
+
+def test_fused_backward_float32_and_nchw_input():
+    torch.manual_seed(2)
+    u = torch.randn(2, 84, 19, 23, requires_grad=True)  # NCHW: the op makes its own channels-last copy
+    w = torch.randn(84, 1, 3, 3, requires_grad=True)
+    g = torch.randn(2, 42, 19, 23)
+    du, dw = _grads(gated_dwconv, u, w, g)
+    rdu, rdw = _grads(gated_dwconv_ref, u, w, g)
+    assert rel(du, rdu) < 1e-5 and rel(dw, rdw) < 1e-5
+
+
+def test_fused_op_passes_gradcheck():
+    torch.manual_seed(3)
+    u = torch.randn(1, 36, 5, 4, dtype=torch.float64).contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = torch.randn(36, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(gated_dwconv, (u, w))
+
+
+def test_training_kernels_switch_selects_the_definition():
+    u = torch.randn(1, 8, 6, 7).contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = torch.randn(8, 1, 3, 3, requires_grad=True)
+    with backend.use("auto", training_kernels=False):
+        assert backend.training_kernels() is False
+        assert type(gated_dwconv(u, w).grad_fn).__name__ != "_GatedDWBackward"
+        with torch.no_grad():  # inference keeps its kernel
+            assert torch.allclose(gated_dwconv(u, w), gated_dwconv_ref(u, w), atol=1e-6)
+    assert backend.training_kernels() is True
+    with backend.use("reference"):
+        assert type(gated_dwconv(u, w).grad_fn).__name__ != "_GatedDWBackward"

@@ -634,6 +634,139 @@ void gated_dw3x3(const S* u, const S* w9, S* out, int64_t batch, int64_t H, int6
     });
 }
 
+// d/da gelu(a) = Phi(a) + a phi(a), with Phi(a) = (1 + erf(a / sqrt 2)) / 2 and phi the normal density
+template <typename V>
+inline void vgelu_and_grad(V a, V& gelu, V& grad) {
+    using S = std::remove_cv_t<std::remove_reference_t<decltype(a[0])>>;
+    const V cdf = S(0.5) * (S(1) + verf(a * S(0.70710678118654752440)));
+    const V pdf = vexp(S(-0.5) * a * a) * S(0.39894228040143267794);
+    gelu = a * cdf;
+    grad = cdf + a * pdf;
+}
+
+// Lanes of a channel block that are its own (1) and not also covered by the block before (0): the ragged
+// end's block overlaps the previous one, and sums over pixels must count each channel once.
+template <typename S, typename V>
+inline V own_lanes(const Block& blk, int64_t n) {
+    const int64_t first_own = blk.lanes == W && blk.c0 % W != 0 ? (n / W) * W - blk.c0 : 0;
+    V m;
+    for (int j = 0; j < W; ++j) m[j] = j >= first_own ? S(1) : S(0);
+    return m;
+}
+
+// ------------------------------------------------------------------------------------------------------
+// Backward of the gated depthwise 3x3 (training), channels-last, with y = dw3x3(u) recomputed:
+//     gy[c] = g[c] y[c + h] gelu'(y[c]),   gy[c + h] = g[c] gelu(y[c])           (c < h; gy = dL/dy)
+//     dw[k][c] = sum_p gy[p][c] u[p + off_k][c],   du[q][c] = sum_k w[k][c] gy[q - off_k][c]
+// A task is a band of rows of one image.  It computes gy row by row into a ring of three rows (plus one
+// halo row above and below the band, whose dw terms belong to the neighbouring bands), adds its rows' dw
+// terms to the thread's (9, 2h) slice of dw_buf, and writes du row i - 1 as soon as gy row i exists, so
+// gy (2h channels at full resolution) never goes to memory.
+// u (batch, H, W, 2h), g (batch, H, W, h), du (batch, H, W, 2h) contiguous; dw_buf zeroed (nthreads, 9, 2h).
+
+// gy of row i (all W pixels) into dst; with accumulate, its dw terms into dwt
+template <typename S, typename V>
+void gated_gy_row(const S* ub, const S* gb, const S* w9, S* dst, S* dwt, const std::vector<Block>& blocks, int64_t H,
+                  int64_t Wd, int64_t h, int64_t i, bool accumulate) {
+    const int64_t C = 2 * h;
+    for_blocks(blocks, [&](auto full, const Block& blk) {
+        constexpr bool Full = decltype(full)::value;
+        const int64_t c0 = blk.c0, n = blk.lanes;
+        const V mask = own_lanes<S, V>(blk, h);
+        V acc_a[9], acc_b[9];
+        for (int k = 0; k < 9; ++k) acc_a[k] = acc_b[k] = V{};
+        for (int64_t j = 0; j < Wd; ++j) {
+            V a, v;
+            dw_pair<Full, S, V>(ub, w9, H, Wd, C, h, i, j, c0, n, a, v);
+            V ge, dge;
+            vgelu_and_grad(a, ge, dge);
+            const V gg = ldb<Full, S, V>(gb + (i * Wd + j) * h + c0, n);
+            const V ga = gg * v * dge, gv = gg * ge;
+            stb<Full>(dst + j * C + c0, ga, n);
+            stb<Full>(dst + j * C + h + c0, gv, n);
+            if (!accumulate) continue;
+            const V ma = ga * mask, mv = gv * mask;
+            for (int di = -1; di <= 1; ++di) {
+                const int64_t ii = i + di;
+                if (ii < 0 || ii >= H) continue;
+                for (int dj = -1; dj <= 1; ++dj) {
+                    const int64_t jj = j + dj;
+                    if (jj < 0 || jj >= Wd) continue;
+                    const S* px = ub + (ii * Wd + jj) * C;
+                    const int k = (di + 1) * 3 + (dj + 1);
+                    acc_a[k] += ma * ldb<Full, S, V>(px + c0, n);
+                    acc_b[k] += mv * ldb<Full, S, V>(px + h + c0, n);
+                }
+            }
+        }
+        if (!accumulate) return;
+        for (int k = 0; k < 9; ++k) {
+            S* da = dwt + k * C + c0;
+            S* dv = dwt + k * C + h + c0;
+            stb<Full>(da, ldb<Full, S, V>(da, n) + acc_a[k], n);
+            stb<Full>(dv, ldb<Full, S, V>(dv, n) + acc_b[k], n);
+        }
+    });
+}
+
+// du row q from gy rows q - 1, q, q + 1 (rows[0..2]; null outside the image): the adjoint of the depthwise
+// 3x3 with zero padding, du[q][j] = sum_{di,dj} w[di][dj] gy[q - di][j - dj]
+template <typename S, typename V>
+void dw_adjoint_row(const S* const rows[3], const S* w9, S* dst, const std::vector<Block>& blocks, int64_t Wd,
+                    int64_t C) {
+    for (int64_t j = 0; j < Wd; ++j)
+        for_blocks(blocks, [&](auto full, const Block& blk) {
+            constexpr bool Full = decltype(full)::value;
+            const int64_t c0 = blk.c0, n = blk.lanes;
+            V acc = V{};
+            for (int di = -1; di <= 1; ++di) {
+                const S* src = rows[1 - di];  // gy row q - di
+                if (!src) continue;
+                for (int dj = -1; dj <= 1; ++dj) {
+                    const int64_t jj = j - dj;
+                    if (jj < 0 || jj >= Wd) continue;
+                    const int k = (di + 1) * 3 + (dj + 1);
+                    acc += ldb<Full, S, V>(w9 + k * C + c0, n) * ldb<Full, S, V>(src + jj * C + c0, n);
+                }
+            }
+            stb<Full>(dst + j * C + c0, acc, n);
+        });
+}
+
+template <typename S>
+void gated_dw3x3_bwd(const S* u, const S* w9, const S* g, S* du, S* dw_buf, int64_t batch, int64_t H, int64_t Wd,
+                     int64_t h, int nthreads) {
+    using V = typename Lanes<S>::V;
+    const int64_t C = 2 * h;
+    const auto half = channel_blocks(h), whole = channel_blocks(C);
+    // one band per image on one thread; else about four bands per thread (two halo rows each)
+    const int64_t bands = nthreads == 1 ? 1 : std::max<int64_t>(1, std::min<int64_t>(H / 8, 4 * nthreads));
+    const int64_t rows_per = (H + bands - 1) / bands;
+    parallel_tasks(batch * bands, nthreads, [&](int tid, int64_t task) {
+        const int64_t b = task / bands, r0 = (task % bands) * rows_per, r1 = std::min(H, r0 + rows_per);
+        if (r0 >= r1) return;
+        const S* ub = u + b * H * Wd * C;
+        const S* gb = g + b * H * Wd * h;
+        S* db = du + b * H * Wd * C;
+        S* dwt = dw_buf + tid * 9 * C;
+        std::vector<S> ring(3 * Wd * C);
+        auto slot = [&](int64_t row) -> const S* {
+            return row < 0 || row >= H ? nullptr : ring.data() + (row % 3) * Wd * C;
+        };
+        auto adjoint = [&](int64_t q) {
+            const S* rows[3] = {slot(q - 1), slot(q), slot(q + 1)};
+            dw_adjoint_row<S, V>(rows, w9, db + q * Wd * C, whole, Wd, C);
+        };
+        const int64_t first = std::max<int64_t>(r0 - 1, 0), last = std::min<int64_t>(r1, H - 1);
+        for (int64_t i = first; i <= last; ++i) {
+            gated_gy_row<S, V>(ub, gb, w9, ring.data() + (i % 3) * Wd * C, dwt, half, H, Wd, h, i,
+                               i >= r0 && i < r1);
+            if (i - 1 >= r0 && i - 1 < r1) adjoint(i - 1);
+        }
+        if (r1 == H) adjoint(H - 1);
+    });
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------------------------------------------
@@ -723,6 +856,16 @@ void padm_gated_dw_f32(const float* u, const float* w9, float* out, int64_t batc
 void padm_gated_dw_f64(const double* u, const double* w9, double* out, int64_t batch, int64_t H, int64_t Wd,
                        int64_t h, int nthreads) {
     gated_dw3x3<double>(u, w9, out, batch, H, Wd, h, nthreads);
+}
+
+// Its backward: g (batch, H, W, h), du (batch, H, W, 2h) contiguous; dw_buf zeroed (nthreads, 9, 2h).
+void padm_gated_dw_bwd_f32(const float* u, const float* w9, const float* g, float* du, float* dw_buf, int64_t batch,
+                           int64_t H, int64_t Wd, int64_t h, int nthreads) {
+    gated_dw3x3_bwd<float>(u, w9, g, du, dw_buf, batch, H, Wd, h, nthreads);
+}
+void padm_gated_dw_bwd_f64(const double* u, const double* w9, const double* g, double* du, double* dw_buf,
+                           int64_t batch, int64_t H, int64_t Wd, int64_t h, int nthreads) {
+    gated_dw3x3_bwd<double>(u, w9, g, du, dw_buf, batch, H, Wd, h, nthreads);
 }
 
 }  // extern "C"
