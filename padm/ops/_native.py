@@ -27,6 +27,9 @@ from padm.fileio import atomic_write
 
 _SOURCE = Path(__file__).with_name("csrc") / "selective_scan.cpp"  # scan, causal conv1d, gated dw conv
 _FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-Wno-psabi", "-std=c++17", "-shared", "-fPIC", "-pthread"]
+# OpenMP: the kernels' threads are then those of the OpenMP runtime PyTorch loaded (see parallel_tasks in
+# the source); a compiler without it builds the std::thread version
+_OPENMP = ["-fopenmp"]
 
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
@@ -59,41 +62,41 @@ def _compiler() -> str | None:
 def _build(cxx: str) -> Path:
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=False).stdout
     key = hashlib.sha256(
-        b"\0".join(x.encode() for x in (_SOURCE.read_text(), " ".join(_FLAGS), version, _cpu_id()))
+        b"\0".join(x.encode() for x in (_SOURCE.read_text(), " ".join(_FLAGS + _OPENMP), version, _cpu_id()))
     ).hexdigest()[:16]
     target = cache_dir() / f"padm_scan_{key}.so"
     if target.exists():
         return target
     with atomic_write(target) as tmp:  # two processes building at once each rename a whole library
-        proc = subprocess.run([cxx, *_FLAGS, str(_SOURCE), "-o", str(tmp)], capture_output=True, text=True,
-                              check=False)
-        if proc.returncode != 0:
+        for extra in (_OPENMP, []):
+            proc = subprocess.run([cxx, *_FLAGS, *extra, str(_SOURCE), "-o", str(tmp)], capture_output=True,
+                                  text=True, check=False)
+            if proc.returncode == 0:
+                break
+        else:
             raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "compiler failed")
     return target
 
 
-def _declare(lib: ctypes.CDLL) -> None:
-    args = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64),
-            ctypes.c_int, ctypes.c_int]
+def _declare(lib: ctypes.CDLL, strict: bool = True) -> None:
+    """Argument types of the library's functions; ``strict=False`` skips those it lacks (an older build,
+    as ``scripts/bench_train.py --baseline-kernels`` loads)."""
+    p, i64p, i32, i64 = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64), ctypes.c_int, ctypes.c_int64
+    scan = [ctypes.POINTER(ctypes.c_void_p), i64p, i64p, i32, i32]
+    signatures = {"padm_scan_chunk": ([], ctypes.c_int)}
     for name in ("fwd_f32", "fwd_f64", "bwd_f32", "bwd_f64"):
-        fn = getattr(lib, f"padm_scan_{name}")
-        fn.argtypes = args
-        fn.restype = None
-    lib.padm_scan_chunk.restype = ctypes.c_int
-    p, i64p, i32 = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64), ctypes.c_int
+        signatures[f"padm_scan_{name}"] = (scan, None)
     for suffix in ("f32", "f64"):
-        fwd = getattr(lib, f"padm_conv_fwd_{suffix}")
-        fwd.argtypes = [p, i64p, p, p, p, i32, i64p, i32]
-        fwd.restype = None
-        bwd = getattr(lib, f"padm_conv_bwd_{suffix}")
-        bwd.argtypes = [p, i64p, p, p, p, i64p, i32, p, p, p, i64p, i32]
-        bwd.restype = None
-        gated = getattr(lib, f"padm_gated_dw_{suffix}")
-        gated.argtypes = [p, p, p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, i32]
-        gated.restype = None
-        gated_bwd = getattr(lib, f"padm_gated_dw_bwd_{suffix}")
-        gated_bwd.argtypes = [p, p, p, p, p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, i32]
-        gated_bwd.restype = None
+        signatures[f"padm_conv_fwd_{suffix}"] = ([p, i64p, p, p, p, i32, i64p, i32], None)
+        signatures[f"padm_conv_bwd_{suffix}"] = ([p, i64p, p, p, p, i64p, i32, p, p, p, i64p, i32], None)
+        signatures[f"padm_gated_dw_{suffix}"] = ([p, p, p, i64, i64, i64, i64, i32], None)
+        signatures[f"padm_gated_dw_bwd_{suffix}"] = ([p, p, p, p, p, i64, i64, i64, i64, i32], None)
+    for name, (argtypes, restype) in signatures.items():
+        if not strict and not hasattr(lib, name):
+            continue
+        fn = getattr(lib, name)
+        fn.argtypes = argtypes
+        fn.restype = restype
 
 
 def load() -> ctypes.CDLL | None:
@@ -110,6 +113,8 @@ def load() -> ctypes.CDLL | None:
             _error = "no C++ compiler (g++/clang++) found"
         else:
             try:
+                import torch  # noqa: F401  (first: the library's libgomp.so.1 must resolve to torch's)
+
                 lib = ctypes.CDLL(str(_build(cxx)))
                 _declare(lib)
                 _lib = lib
