@@ -113,7 +113,14 @@ class MambaMixer(nn.Module):
 
 
 class GatedFFN(nn.Module):
-    """(N, c, H, W): 1×1 to 2h, depthwise 3×3, GELU(a)·b, 1×1 back to c; h = int(expansion · c)."""
+    """(N, c, H, W): 1×1 to 2h, depthwise 3×3, GELU(a)·b, 1×1 back to c; h = int(expansion · c).
+
+    Without gradients, an input whose 2h-channel expansion would exceed :attr:`band_bytes` is processed
+    in bands of rows (each with one row of context above and below for the 3×3): the same numbers,
+    but the large intermediate stays in cache instead of being allocated (and page-faulted in) whole.
+    """
+
+    band_bytes = 8 << 20  # the expanded activations of one band, at most (inference)
 
     def __init__(self, c: int, expansion: float = 2.66):
         super().__init__()
@@ -122,8 +129,21 @@ class GatedFFN(nn.Module):
         self.dwconv = conv(2 * hidden, 2 * hidden, 3, groups=2 * hidden)
         self.project_out = nn.Conv2d(hidden, c, 1, bias=False)
 
+    def _gated(self, x: Tensor) -> Tensor:
+        return gated_dwconv(self.project_in(x), self.dwconv.weight)  # (N, h, H, W): GELU(a)·b
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.project_out(gated_dwconv(self.project_in(x), self.dwconv.weight))  # GELU(a)·b
+        n, _, h, w = x.shape
+        rows = self.band_bytes // max(1, n * self.project_in.out_channels * w * x.element_size())
+        if torch.is_grad_enabled() or rows >= h:
+            return self.project_out(self._gated(x))
+        rows = max(rows, 8)
+        out = torch.empty_like(x)  # (N, c, H, W)
+        for r0 in range(0, h, rows):
+            r1 = min(h, r0 + rows)
+            a, b = max(0, r0 - 1), min(h, r1 + 1)  # the band and its context rows
+            out[:, :, r0:r1] = self.project_out(self._gated(x[:, :, a:b])[:, :, r0 - a:r1 - a])
+        return out
 
 
 class GDRSS(nn.Module):

@@ -189,3 +189,22 @@ def test_ablation_switches_build_and_run(switch):
     assert count_parameters(model) < count_parameters(full)
     with torch.no_grad():
         assert model(torch.rand(1, 3, 11, 6)).B[-1].shape == (1, 3, 11, 6)
+
+
+@pytest.mark.parametrize("shape,channels_last", [((2, 16, 37, 23), True), ((1, 16, 9, 5), False), ((1, 8, 19, 4), True)])
+def test_ffn_in_bands_of_rows_equals_the_whole_image(device, shape, channels_last):
+    """Inference splits a large FFN expansion into bands of rows with one context row each side."""
+    from padm.unfolding.blocks import GatedFFN
+
+    torch.manual_seed(0)
+    ffn = GatedFFN(shape[1]).eval().to(device)
+    x = torch.randn(*shape, device=device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        whole = ffn(x)
+        ffn.band_bytes = 1  # the smallest bands (8 rows): several band edges inside the image
+        banded = ffn(x)
+    assert torch.allclose(banded, whole, atol=1e-6, rtol=0)
+    y = x.clone().requires_grad_()
+    assert ffn(y).grad_fn is not None  # training never bands
