@@ -3,6 +3,7 @@
     python scripts/bench_train.py                       # the README table (about 25 minutes on 2 cores)
     python scripts/bench_train.py --case small:128x2 --mode fp32 --mode procs --steps 20
     python scripts/bench_train.py --json docs/results/bench_train.json
+    python scripts/bench_train.py --baseline-kernels 7fd524b    # fp32 with the kernels of that commit
 
 Every mode runs the real engine (:func:`padm.engine.train.train`: data loading, the loss over all
 stages, gradient clipping, AdamW, logging) on the same crops for ``--warmup`` + ``--steps`` optimizer
@@ -25,6 +26,12 @@ these modes existed) measured in the same run.  Modes:
 Modes without ``fused`` in their name train the gated convolution through PyTorch's ops (under
 bfloat16 it always does: the kernels are float32/float64).
 
+``--baseline-kernels REV`` runs the ``fp32`` mode with the fused-kernel library built from
+``padm/ops/csrc/selective_scan.cpp`` as of git revision ``REV`` (the scan and conv1d of that time),
+loaded in place of today's for that mode only, so that the baseline is the engine as it was (the
+issue-26 baseline is ``7fd524b``: the kernels of the issue's filing, for training) while every other
+mode runs today's kernels, all in the same run.  It needs a git checkout and a C++ compiler.
+
 ``--compile-check`` also times a forward+backward+AdamW loop with the network's blocks compiled by
 ``torch.compile`` (inductor) against the same loop in eager mode; padm ships no compile mode because
 it was slower here (the whole network does not compile; see the README Performance section).
@@ -32,8 +39,11 @@ it was slower here (the whole network does not compile; see the README Performan
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -45,6 +55,7 @@ from padm.engine.config import resolve_config
 from padm.engine.launch import cpu_cores
 from padm.engine.infer import cpu_bf16_supported
 from padm.engine.train import train
+from padm.ops import _native
 
 MODES = {
     "fp32": dict(procs=1, cpu_bf16=False, num_workers=0, fused_train_ops=False),
@@ -86,6 +97,42 @@ def synthetic_pairs(root: Path, n: int = 8, size: int = 160) -> Path:
         for folder, img in (("norain", clean), ("rain", rain)):
             write_image(root / folder / f"{i + 1:04d}.png", (img.permute(1, 2, 0) * 255).round().byte().numpy())
     return root
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def baseline_library(rev: str, work: Path) -> ctypes.CDLL:
+    """The kernel library as of git revision ``rev``, built with today's flags (no OpenMP)."""
+    src = subprocess.run(["git", "show", f"{rev}:padm/ops/csrc/selective_scan.cpp"], cwd=ROOT, capture_output=True,
+                         text=True, check=False)
+    if src.returncode != 0:
+        raise click.UsageError(f"--baseline-kernels {rev}: {src.stderr.strip() or 'git failed'}")
+    cxx = _native._compiler()
+    if cxx is None:
+        raise click.UsageError("--baseline-kernels needs a C++ compiler (g++ or clang++)")
+    (work / "baseline.cpp").write_text(src.stdout)
+    built = subprocess.run([cxx, *_native._FLAGS, str(work / "baseline.cpp"), "-o", str(work / "baseline.so")],
+                           capture_output=True, text=True, check=False)
+    if built.returncode != 0:
+        raise click.UsageError(f"--baseline-kernels {rev}: the build failed: {built.stderr.strip()[-300:]}")
+    lib = ctypes.CDLL(str(work / "baseline.so"))
+    _native._declare(lib, strict=False)
+    return lib
+
+
+@contextlib.contextmanager
+def kernels(lib: ctypes.CDLL | None):
+    """Run the block with ``lib`` as padm's kernel library (None: today's)."""
+    today = _native.load()
+    if lib is None or today is None:
+        yield
+        return
+    _native._lib = lib
+    try:
+        yield
+    finally:
+        _native._lib = today
 
 
 def run_mode(data: Path, preset: str, patch: int, batch: int, mode: str, warmup: int, steps: int,
@@ -153,30 +200,37 @@ def compile_check(preset: str, patch: int, batch: int, steps: int) -> dict:
 @click.option("--warmup", default=3, show_default=True, help="steps before measuring")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="training pairs (default: ../shared/data/Rain100L_train 1-180, else synthetic pairs)")
+@click.option("--baseline-kernels", "baseline_rev", default=None, metavar="REV",
+              help="run the fp32 baseline with the kernel library of this git revision (e.g. 7fd524b)")
 @click.option("--compile-check", is_flag=True, help="also time torch.compile'd blocks (slow to compile)")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="also write the rows here")
-def main(cases, modes, steps, warmup, data, compile_check, json_path):
+def main(cases, modes, steps, warmup, data, baseline_rev, compile_check, json_path):
     print(cpu_flags())
     rows = []
     with tempfile.TemporaryDirectory(prefix="padm-bench-train-") as tmp:
         work = Path(tmp)
+        baseline = baseline_library(baseline_rev, work) if baseline_rev else None
+        if baseline_rev:
+            print(f"fp32 runs with the kernels of {baseline_rev}; the other modes with today's")
         source = Path(data) if data else (SHARED if SHARED.is_dir() else synthetic_pairs(work / "pairs"))
         for case in cases:
             preset, _, size = case.partition(":")
             patch, _, batch = size.partition("x")
             for mode in modes:
-                row = run_mode(source, preset, int(patch), int(batch), mode, warmup, steps, work)
+                with kernels(baseline if mode == "fp32" else None):
+                    row = run_mode(source, preset, int(patch), int(batch), mode, warmup, steps, work)
+                row["kernels"] = baseline_rev if (mode == "fp32" and baseline_rev) else "today"
                 rows.append(row)
                 print(f"  {case:<12} {mode:<11} {row['it_s']:.3f} it/s", flush=True)
     print()
-    print("| case | mode | steps/s (median) | range | vs fp32 |")
-    print("|---|---|---|---|---|")
+    print("| case | mode | kernels | steps/s (median) | range | vs fp32 |")
+    print("|---|---|---|---|---|---|")
     for row in rows:
         base = next((r["it_s"] for r in rows if r["mode"] == "fp32" and r["preset"] == row["preset"]
                      and r["patch"] == row["patch"] and r["batch"] == row["batch"]), None)
         ratio = f"{row['it_s'] / base:.2f}x" if base else "-"
-        print(f"| {row['preset']} {row['patch']}² x {row['batch']} | {row['mode']} | {row['it_s']:.3f} | "
-              f"{row['it_s_min']:.3f}-{row['it_s_max']:.3f} | {ratio} |")
+        print(f"| {row['preset']} {row['patch']}² x {row['batch']} | {row['mode']} | {row['kernels']} | "
+              f"{row['it_s']:.3f} | {row['it_s_min']:.3f}-{row['it_s_max']:.3f} | {ratio} |")
     extra = {}
     if compile_check:
         extra = compile_check_result = compile_check(*_first_case(cases), steps=max(5, steps // 2))
@@ -187,7 +241,8 @@ def main(cases, modes, steps, warmup, data, compile_check, json_path):
     if json_path:
         from padm.fileio import write_text
 
-        write_text(json_path, json.dumps({"cpu": cpu_flags(), "rows": rows, "compile": extra}, indent=2) + "\n")
+        write_text(json_path, json.dumps({"cpu": cpu_flags(), "baseline_kernels": baseline_rev, "rows": rows,
+                                          "compile": extra}, indent=2) + "\n")
 
 
 def _first_case(cases) -> tuple[str, int, int]:

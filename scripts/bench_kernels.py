@@ -1,0 +1,116 @@
+"""Today's fused-kernel library against the one of an earlier git revision, alternating in one process.
+
+    python scripts/bench_kernels.py --rev 7fd524b                         # all workloads
+    python scripts/bench_kernels.py --rev 7fd524b --workload step2 --repeats 8
+
+Both libraries are built from ``padm/ops/csrc/selective_scan.cpp`` (today's working tree, and ``git show
+REV:...``) and loaded side by side; each repeat runs the workload once with each, so the VM's drift
+over minutes does not enter the ratio.  What differs is only the C++ kernels (the scan, the causal
+conv1d, the gated convolution's forward); the Python around them is today's, and the gated
+convolution trains through PyTorch's ops in both (``--no-fused-train-ops``), so a training-step ratio
+is the kernels' alone.  Workloads:
+
+==========  ===========================================================================================
+``step1``   one training step of ``small`` at 128² x 1 on one thread (the per-process work of ``--procs``)
+``step2``   the same step on two threads (one process, ``--procs 1``)
+``paper``   the ``paper`` forward at 256², all threads (inference)
+==========  ===========================================================================================
+"""
+
+from __future__ import annotations
+
+import ctypes
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import torch
+
+from padm.ops import _native
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = "padm/ops/csrc/selective_scan.cpp"
+
+
+def build(source: str, out: Path, openmp: bool) -> ctypes.CDLL:
+    (out.with_suffix(".cpp")).write_text(source)
+    cxx = _native._compiler()
+    if cxx is None:
+        raise click.UsageError("needs a C++ compiler (g++ or clang++)")
+    flags = [*_native._FLAGS, *(_native._OPENMP if openmp else [])]
+    proc = subprocess.run([cxx, *flags, str(out.with_suffix(".cpp")), "-o", str(out)], capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        raise click.UsageError(f"build of {out.name} failed: {proc.stderr.strip()[-300:]}")
+    lib = ctypes.CDLL(str(out))
+    _native._declare(lib, strict=False)
+    return lib
+
+
+def workload(name: str):
+    if name in ("step1", "step2"):
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from bench_step import make_step
+
+        threads = 1 if name == "step1" else 2
+        step = make_step("pytorch-ops", "small", 128, 1)  # the gated convolution through PyTorch's ops
+
+        def run():
+            torch.set_num_threads(threads)
+            step()
+
+        return run
+    from padm.unfolding.tasks import get_task
+
+    task = get_task("derain")
+    torch.manual_seed(0)
+    model = task.build(task.config_cls.preset("paper")).eval()
+    x = torch.rand(1, 3, 256, 256)
+    threads = torch.get_num_threads()
+
+    def run():
+        torch.set_num_threads(threads)
+        with torch.no_grad():
+            model(task.inputs(x, None))
+
+    return run
+
+
+@click.command()
+@click.option("--rev", required=True, help="the git revision whose kernels are the baseline (e.g. 7fd524b)")
+@click.option("--workload", "workloads", multiple=True, type=click.Choice(["step1", "step2", "paper"]),
+              default=("step1", "step2", "paper"), show_default=True)
+@click.option("--repeats", default=6, show_default=True, help="timed runs per library and workload")
+def main(rev, workloads, repeats):
+    old = subprocess.run(["git", "show", f"{rev}:{SOURCE}"], cwd=ROOT, capture_output=True, text=True, check=False)
+    if old.returncode != 0:
+        raise click.UsageError(f"--rev {rev}: {old.stderr.strip() or 'git failed'}")
+    _native.load()  # today's, as padm builds it (also loads torch's OpenMP runtime first)
+    with tempfile.TemporaryDirectory(prefix="padm-bench-kernels-") as tmp:
+        libs = {rev: build(old.stdout, Path(tmp) / "old.so", openmp=False),
+                "today": build((ROOT / SOURCE).read_text(), Path(tmp) / "new.so", openmp=True)}
+        click.echo(f"{torch.get_num_threads()} threads available; {repeats} runs each, alternating\n")
+        click.echo(f"| workload | {rev} (s) | today (s) | speed-up |\n|---|---|---|---|")
+        for name in workloads:
+            run = workload(name)
+            times = {tag: [] for tag in libs}
+            for tag, lib in libs.items():  # warm-up
+                _native._lib = lib
+                run()
+            for _ in range(repeats):
+                for tag, lib in libs.items():
+                    _native._lib = lib
+                    start = time.perf_counter()
+                    run()
+                    times[tag].append(time.perf_counter() - start)
+            a, b = statistics.median(times[rev]), statistics.median(times["today"])
+            click.echo(f"| {name} | {a:.3f} ({min(times[rev]):.3f}-{max(times[rev]):.3f}) | "
+                       f"{b:.3f} ({min(times['today']):.3f}-{max(times['today']):.3f}) | {a / b:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
