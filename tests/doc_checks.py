@@ -319,6 +319,21 @@ def fused_scan_gradient_is_autograd():
         _close(a, b, 1e-9)
 
 
+def gated_ffn_conv_gradient_is_autograd():
+    """(9) the FFN's GELU(a)·b after a depthwise 3×3: the fused kernels' output and hand-written backward
+    equal the definition and autograd through it."""
+    from padm.ops.gated import gated_dwconv, gated_dwconv_ref
+
+    u = _rand(1, 10, 7, 6, seed=61).contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = (_rand(10, 1, 3, 3, seed=62) - 0.5).requires_grad_()
+    g = _rand(1, 5, 7, 6, seed=63)
+    fused, ref = gated_dwconv(u, w), gated_dwconv_ref(u, w)
+    assert type(fused.grad_fn).__name__ == "_GatedDWBackward"
+    _close(fused, ref)
+    for a, b in zip(torch.autograd.grad(fused, (u, w), g), torch.autograd.grad(ref, (u, w), g)):
+        _close(a, b)
+
+
 def causal_conv1d_is_a_causal_shifted_sum():
     """(S5) y_t = b + Σ_k w_k x_{t−K+1+k}: the kernels equal the definition, and y_t ignores x_{>t}."""
     from padm.ops.scan import causal_conv1d, causal_conv1d_ref
