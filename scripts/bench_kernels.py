@@ -51,6 +51,14 @@ def build(source: str, out: Path, openmp: bool) -> ctypes.CDLL:
     return lib
 
 
+def library_at(rev: str, work: Path) -> ctypes.CDLL:
+    """The kernel library as of git revision ``rev`` (its source, today's flags without OpenMP)."""
+    old = subprocess.run(["git", "show", f"{rev}:{SOURCE}"], cwd=ROOT, capture_output=True, text=True, check=False)
+    if old.returncode != 0:
+        raise click.UsageError(f"git revision {rev!r}: {old.stderr.strip() or 'git failed'}")
+    return build(old.stdout, work / f"kernels_{rev}.so", openmp=False)
+
+
 def workload(name: str):
     if name in ("step1", "step2"):
         sys.path.insert(0, str(ROOT / "scripts"))
@@ -86,12 +94,9 @@ def workload(name: str):
               default=("step1", "step2", "paper"), show_default=True)
 @click.option("--repeats", default=6, show_default=True, help="timed runs per library and workload")
 def main(rev, workloads, repeats):
-    old = subprocess.run(["git", "show", f"{rev}:{SOURCE}"], cwd=ROOT, capture_output=True, text=True, check=False)
-    if old.returncode != 0:
-        raise click.UsageError(f"--rev {rev}: {old.stderr.strip() or 'git failed'}")
     _native.load()  # today's, as padm builds it (also loads torch's OpenMP runtime first)
     with tempfile.TemporaryDirectory(prefix="padm-bench-kernels-") as tmp:
-        libs = {rev: build(old.stdout, Path(tmp) / "old.so", openmp=False),
+        libs = {rev: library_at(rev, Path(tmp)),
                 "today": build((ROOT / SOURCE).read_text(), Path(tmp) / "new.so", openmp=True)}
         click.echo(f"{torch.get_num_threads()} threads available; {repeats} runs each, alternating\n")
         click.echo(f"| workload | {rev} (s) | today (s) | speed-up |\n|---|---|---|---|")

@@ -43,7 +43,6 @@ import contextlib
 import ctypes
 import json
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -56,6 +55,7 @@ from padm.engine.launch import cpu_cores
 from padm.engine.infer import cpu_bf16_supported
 from padm.engine.train import train
 from padm.ops import _native
+from bench_kernels import library_at  # scripts/: the library of a git revision
 
 MODES = {
     "fp32": dict(procs=1, cpu_bf16=False, num_workers=0, fused_train_ops=False),
@@ -97,28 +97,6 @@ def synthetic_pairs(root: Path, n: int = 8, size: int = 160) -> Path:
         for folder, img in (("norain", clean), ("rain", rain)):
             write_image(root / folder / f"{i + 1:04d}.png", (img.permute(1, 2, 0) * 255).round().byte().numpy())
     return root
-
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def baseline_library(rev: str, work: Path) -> ctypes.CDLL:
-    """The kernel library as of git revision ``rev``, built with today's flags (no OpenMP)."""
-    src = subprocess.run(["git", "show", f"{rev}:padm/ops/csrc/selective_scan.cpp"], cwd=ROOT, capture_output=True,
-                         text=True, check=False)
-    if src.returncode != 0:
-        raise click.UsageError(f"--baseline-kernels {rev}: {src.stderr.strip() or 'git failed'}")
-    cxx = _native._compiler()
-    if cxx is None:
-        raise click.UsageError("--baseline-kernels needs a C++ compiler (g++ or clang++)")
-    (work / "baseline.cpp").write_text(src.stdout)
-    built = subprocess.run([cxx, *_native._FLAGS, str(work / "baseline.cpp"), "-o", str(work / "baseline.so")],
-                           capture_output=True, text=True, check=False)
-    if built.returncode != 0:
-        raise click.UsageError(f"--baseline-kernels {rev}: the build failed: {built.stderr.strip()[-300:]}")
-    lib = ctypes.CDLL(str(work / "baseline.so"))
-    _native._declare(lib, strict=False)
-    return lib
 
 
 @contextlib.contextmanager
@@ -209,7 +187,7 @@ def main(cases, modes, steps, warmup, data, baseline_rev, compile_check, json_pa
     rows = []
     with tempfile.TemporaryDirectory(prefix="padm-bench-train-") as tmp:
         work = Path(tmp)
-        baseline = baseline_library(baseline_rev, work) if baseline_rev else None
+        baseline = library_at(baseline_rev, work) if baseline_rev else None
         if baseline_rev:
             print(f"fp32 runs with the kernels of {baseline_rev}; the other modes with today's")
         source = Path(data) if data else (SHARED if SHARED.is_dir() else synthetic_pairs(work / "pairs"))

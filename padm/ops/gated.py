@@ -39,14 +39,17 @@ def gated_dwconv_ref(u: Tensor, weight: Tensor) -> Tensor:
     return F.gelu(a) * b
 
 
+def _needs_grad(u: Tensor, weight: Tensor) -> bool:
+    return torch.is_grad_enabled() and (u.requires_grad or weight.requires_grad)
+
+
 def _fused_ok(u: Tensor, weight: Tensor) -> bool:
     """Whether the fused kernels apply: CPU, float32/64, 3×3, the ``cpu`` backend, the library built, and
     (when a gradient is needed) training kernels allowed."""
-    needs_grad = torch.is_grad_enabled() and (u.requires_grad or weight.requires_grad)
     return (
         u.device.type == "cpu"
         and _backend.resolve(None, False) == "cpu"
-        and (not needs_grad or _backend.training_kernels())
+        and (not _needs_grad(u, weight) or _backend.training_kernels())
         and u.dtype in (torch.float32, torch.float64)
         and weight.dtype == u.dtype
         and weight.shape[-2:] == (3, 3)
@@ -57,6 +60,11 @@ def _fused_ok(u: Tensor, weight: Tensor) -> bool:
 
 def _suffix(t: Tensor) -> str:
     return "f64" if t.dtype == torch.float64 else "f32"
+
+
+def _taps(weight: Tensor) -> Tensor:
+    """(2h, 1, 3, 3) -> (9, 2h) contiguous, tap-major: the kernels' weight layout."""
+    return weight.reshape(weight.shape[0], 9).t().contiguous()
 
 
 def _forward(u_cl: Tensor, w9: Tensor) -> Tensor:
@@ -75,7 +83,7 @@ class _GatedDW(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u: Tensor, weight: Tensor) -> Tensor:
         u_cl = u.permute(0, 2, 3, 1).contiguous()  # (N, H, W, 2h); a view when u is channels-last
-        w9 = weight.reshape(weight.shape[0], 9).t().contiguous()  # (9, 2h), tap-major
+        w9 = _taps(weight)  # (9, 2h)
         ctx.save_for_backward(u_cl, w9)
         return _forward(u_cl, w9).permute(0, 3, 1, 2)  # (N, h, H, W) view, channels-last
 
@@ -99,12 +107,11 @@ def gated_dwconv(u: Tensor, weight: Tensor) -> Tensor:
     """:func:`gated_dwconv_ref`, fused on the CPU (forward, and backward when a gradient is needed)."""
     if not _fused_ok(u, weight):
         return gated_dwconv_ref(u, weight)
-    if torch.is_grad_enabled() and (u.requires_grad or weight.requires_grad):
+    if _needs_grad(u, weight):
         return _GatedDW.apply(u, weight)
     if not u.is_contiguous(memory_format=torch.channels_last):
         return gated_dwconv_ref(u, weight)  # inference on NCHW: a copy would cost what the fusion saves
-    w9 = weight.reshape(weight.shape[0], 9).t().contiguous()  # (9, 2h), tap-major
-    return _forward(u.permute(0, 2, 3, 1), w9).permute(0, 3, 1, 2)  # (N, h, H, W) view, channels-last
+    return _forward(u.permute(0, 2, 3, 1), _taps(weight)).permute(0, 3, 1, 2)  # (N, h, H, W), channels-last
 
 
 __all__ = ["gated_dwconv", "gated_dwconv_ref"]

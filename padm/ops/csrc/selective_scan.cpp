@@ -675,24 +675,33 @@ inline void for_blocks(const std::vector<Block>& blocks, F&& fn) {
     }
 }
 
-// v = dw3x3(u) at pixel (i, j) for channels c0 .. c0 + n - 1 (a) and h + c0 .. (g); zero padding
-template <bool Full, typename S, typename V>
-inline void dw_pair(const S* ub, const S* w9, int64_t H, int64_t Wd, int64_t C, int64_t h, int64_t i, int64_t j,
-                    int64_t c0, int64_t n, V& a, V& g) {
-    a = V{};
-    g = V{};
+// fn(k, p) for every tap k = (di + 1) * 3 + (dj + 1) of pixel (i, j) whose neighbour (i + di, j + dj) lies in
+// the H x Wd image, p = that neighbour's pixel index; taps outside are skipped (zero padding)
+template <typename F>
+inline void for_taps(int64_t H, int64_t Wd, int64_t i, int64_t j, F&& fn) {
     for (int di = -1; di <= 1; ++di) {
         const int64_t ii = i + di;
         if (ii < 0 || ii >= H) continue;
         for (int dj = -1; dj <= 1; ++dj) {
             const int64_t jj = j + dj;
             if (jj < 0 || jj >= Wd) continue;
-            const S* px = ub + (ii * Wd + jj) * C;
-            const S* wt = w9 + ((di + 1) * 3 + (dj + 1)) * C;
-            a += ldb<Full, S, V>(wt + c0, n) * ldb<Full, S, V>(px + c0, n);
-            g += ldb<Full, S, V>(wt + h + c0, n) * ldb<Full, S, V>(px + h + c0, n);
+            fn((di + 1) * 3 + (dj + 1), ii * Wd + jj);
         }
     }
+}
+
+// v = dw3x3(u) at pixel (i, j) for channels c0 .. c0 + n - 1 (a) and h + c0 .. (g); zero padding
+template <bool Full, typename S, typename V>
+inline void dw_pair(const S* ub, const S* w9, int64_t H, int64_t Wd, int64_t C, int64_t h, int64_t i, int64_t j,
+                    int64_t c0, int64_t n, V& a, V& g) {
+    a = V{};
+    g = V{};
+    for_taps(H, Wd, i, j, [&](int k, int64_t p) {
+        const S* px = ub + p * C;
+        const S* wt = w9 + k * C;
+        a += ldb<Full, S, V>(wt + c0, n) * ldb<Full, S, V>(px + c0, n);
+        g += ldb<Full, S, V>(wt + h + c0, n) * ldb<Full, S, V>(px + h + c0, n);
+    });
 }
 
 template <typename S>
@@ -766,18 +775,10 @@ void gated_gy_row(const S* ub, const S* gb, const S* w9, S* dst, S* dwt, const s
             stb<Full>(dst + j * C + h + c0, gv, n);
             if (!accumulate) continue;
             const V ma = ga * mask, mv = gv * mask;
-            for (int di = -1; di <= 1; ++di) {
-                const int64_t ii = i + di;
-                if (ii < 0 || ii >= H) continue;
-                for (int dj = -1; dj <= 1; ++dj) {
-                    const int64_t jj = j + dj;
-                    if (jj < 0 || jj >= Wd) continue;
-                    const S* px = ub + (ii * Wd + jj) * C;
-                    const int k = (di + 1) * 3 + (dj + 1);
-                    acc_a[k] += ma * ldb<Full, S, V>(px + c0, n);
-                    acc_b[k] += mv * ldb<Full, S, V>(px + h + c0, n);
-                }
-            }
+            for_taps(H, Wd, i, j, [&](int k, int64_t p) {  // the same taps as dw_pair's
+                acc_a[k] += ma * ldb<Full, S, V>(ub + p * C + c0, n);
+                acc_b[k] += mv * ldb<Full, S, V>(ub + p * C + h + c0, n);
+            });
         }
         if (!accumulate) return;
         for (int k = 0; k < 9; ++k) {
