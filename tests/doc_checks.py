@@ -361,6 +361,29 @@ def mamba_block_is_causal_over_tokens():
     assert (a[:, 7:] - b[:, 7:]).abs().max() > 1e-6
 
 
+def scan_in_pieces_is_the_whole_scan():
+    """(S4) scanning steps 0..k-1, then k..L-1 from the state the first piece ended in, is the whole scan;
+    so is the Mamba block's inference in pieces of tokens."""
+    from padm.ops.scan import selective_scan
+    from padm.unfolding.blocks import MambaMixer
+
+    u, delta, A, B, C, D = _scan_inputs(batch=2, dim=4, n=3, length=37)
+    for name in ("reference", "cpu", "parallel"):
+        whole = selective_scan(u, delta, A, B, C, D, delta_softplus=True, backend=name)
+        first, h = selective_scan(u[..., :20], delta[..., :20], A, B[..., :20], C[..., :20], D,
+                                  delta_softplus=True, return_last_state=True, backend=name)
+        rest = selective_scan(u[..., 20:], delta[..., 20:], A, B[..., 20:], C[..., 20:], D,
+                              delta_softplus=True, initial_state=h, backend=name)
+        _close(torch.cat([first, rest], -1), whole)
+    torch.manual_seed(9)
+    mixer = MambaMixer(4, d_state=3).double()
+    t = _rand(1, 600, 4, seed=57)
+    with torch.no_grad():
+        whole = mixer(t)
+        mixer.band_bytes = 1  # pieces of 256 tokens
+        _close(mixer(t), whole)
+
+
 def native_kernel_loads_or_says_why():
     """the kernel build: either a library whose scan matches the reference, or a stated reason."""
     from padm.ops import _native

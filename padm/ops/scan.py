@@ -1,7 +1,7 @@
 r"""The selective scan (Mamba's S6 recurrence) and the causal depthwise conv1d, with interchangeable backends.
 
 Semantics are exactly those of ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn``.  For every
-batch element b, channel d and state index n, with time t = 0 .. L-1 and h_{-1} = 0:
+batch element b, channel d and state index n, with time t = 0 .. L-1 and h_{-1} = 0 (or ``initial_state``):
 
 .. math::
 
@@ -146,7 +146,7 @@ def _check(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> None:
 
 
 def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                       return_last_state=False):
+                       return_last_state=False, initial_state=None):
     """Pure-PyTorch selective scan: discretise, then one loop over time (see module docstring)."""
     _check(u, delta, A, B, C)
     dtype_in = u.dtype
@@ -164,7 +164,7 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     # C_t for every step: L x (b, D, N), or the same (D, N) matrix when C is time-invariant
     C_steps = [C] * u.shape[-1] if C.dim() == 2 else _per_channel(C, dim).unbind(-1)
 
-    h = u.new_zeros(u.shape[0], dim, A.shape[1])  # h_{-1} = 0   (b, D, N)
+    h = u.new_zeros(u.shape[0], dim, A.shape[1]) if initial_state is None else initial_state.to(ct)  # h_{-1} (b, D, N)
     ys = []
     # unbind once: one autograd node for all steps, so the backward stays O(L)
     for dA_t, dBu_t, C_t in zip(dA.unbind(2), dBu.unbind(2), C_steps):
@@ -196,7 +196,7 @@ def _associative_scan(a: Tensor, b: Tensor, dim: int) -> tuple[Tensor, Tensor]:
 
 
 def selective_scan_parallel(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                            return_last_state=False, chunk: int = 64):
+                            return_last_state=False, initial_state=None, chunk: int = 64):
     """Selective scan without a Python loop over time: scan inside chunks of ``chunk`` steps, then across
     chunk carries, then combine (h_t = h_t^{local} + Ā_{chunk start..t} h_{carry})."""
     _check(u, delta, A, B, C)
@@ -209,6 +209,8 @@ def selective_scan_parallel(u, delta, A, B, C, D=None, z=None, delta_bias=None, 
     a = torch.exp(torch.einsum("bdl,dn->bdln", delta, A))  # (b, D, L, N)
     Bd = B[None, :, None, :] if B.dim() == 2 else _per_channel(B, dim).transpose(-1, -2)
     bu = (delta * u)[..., None] * Bd  # (b, D, L, N)
+    if initial_state is not None:  # h_0 = a_0 h_{-1} + b_0: the initial state enters through the first step
+        bu = torch.cat([bu[:, :, :1] + a[:, :, :1] * initial_state.to(ct)[:, :, None], bu[:, :, 1:]], dim=2)
 
     t = min(chunk, length)
     pad = (-length) % t
@@ -265,20 +267,21 @@ class _ScanCPUFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus: bool):
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus: bool, h0):
         batch, dim, length = u.shape
         groups, n = B.shape[1], A.shape[1]
         dims = (batch, dim, length, n, groups)
-        need_grad = any(ctx.needs_input_grad[:8])
+        need_grad = any(ctx.needs_input_grad[:8]) or ctx.needs_input_grad[9]
         out = torch.empty_like(u)  # same layout as u
         last = u.new_empty(batch, dim, n)
         chunk = _native.load().padm_scan_chunk()
         ckpt = u.new_empty(batch, dim, math.ceil(length / chunk), n) if need_grad else None
-        _call_kernel("fwd", u, (u, delta, A, B, C, D, z, delta_bias, out, last, ckpt), (u, delta, z, out), (B, C),
-                     dims, softplus)
-        if need_grad:
+        _call_kernel("fwd", u, (u, delta, A, B, C, D, z, delta_bias, out, last, ckpt, h0), (u, delta, z, out),
+                     (B, C), dims, softplus)
+        if need_grad:  # the checkpoints hold h0 as the state entering chunk 0: the backward needs no more of it
             ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, ckpt)
             ctx.softplus = softplus
+            ctx.dh0 = h0 is not None and ctx.needs_input_grad[9]
         ctx.mark_non_differentiable(last)
         return out, last
 
@@ -295,10 +298,11 @@ class _ScanCPUFunction(torch.autograd.Function):
         dD_part, dbias_part = u.new_empty(batch, dim), u.new_empty(batch, dim)
         dB_buf = u.new_zeros(threads, batch, groups, n, length)  # one slice per thread, summed below
         dC_buf = u.new_zeros(threads, batch, groups, n, length)
+        dh0 = u.new_empty(batch, dim, n) if ctx.dh0 else None
         _call_kernel(
             "bwd", u,
             (u, delta, A, B, C, D, z, delta_bias, ckpt, dout, du, ddelta, dA_part, dD_part, dz, dbias_part, dB_buf,
-             dC_buf),
+             dC_buf, dh0),
             (u, delta, z, dout, du, ddelta, dz), (B, C), (batch, dim, length, n, groups), ctx.softplus,
         )
         return (
@@ -311,18 +315,20 @@ class _ScanCPUFunction(torch.autograd.Function):
             dz,
             dbias_part.sum(0) if delta_bias is not None else None,
             None,
+            dh0,
         )
 
 
 def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                       return_last_state=False):
+                       return_last_state=False, initial_state=None):
     """Selective scan with the fused CPU kernel (falls back to the reference if it is unavailable, or for
     time-invariant B/C, which the kernel does not handle)."""
     _check(u, delta, A, B, C)
     if u.is_cuda:
         raise ValueError("the 'cpu' scan backend needs CPU tensors; use backend='cuda' or 'auto'")
     if B.dim() == 2 or C.dim() == 2 or not _native.available():
-        return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+        return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
+                                  initial_state)
     dtype_in = u.dtype
     ct = _compute_dtype(u, delta, A, B, C)
     Bg, Cg = _grouped(B), _grouped(C)
@@ -337,7 +343,7 @@ def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
 
     out, last = _ScanCPUFunction.apply(
         prep(u), prep(delta), prep_vec(A), prep(Bg), prep(Cg), prep_vec(D), prep(z), prep_vec(delta_bias),
-        bool(delta_softplus),
+        bool(delta_softplus), prep_vec(initial_state),
     )
     out = out.to(dtype_in)
     return (out, last.to(dtype_in)) if return_last_state else out
@@ -347,14 +353,16 @@ _KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                        return_last_state=False):
+                        return_last_state=False, initial_state=None):
     """mamba-ssm's CUDA kernel for GPU tensors when installed, else the ``parallel`` PyTorch scan.
 
-    The kernel handles float32/float16/bfloat16; float64 (gradchecks, golden tests) takes ``parallel``.
+    The kernel handles float32/float16/bfloat16 and no initial state; float64 (gradchecks, golden tests)
+    and an ``initial_state`` take ``parallel``.
     """
-    if u.is_cuda and u.dtype in _KERNEL_DTYPES and mamba_kernel_available():
+    if u.is_cuda and u.dtype in _KERNEL_DTYPES and initial_state is None and mamba_kernel_available():
         return _mamba_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-    return selective_scan_parallel(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    return selective_scan_parallel(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
+                                   initial_state)
 
 
 _IMPLS = {
@@ -371,11 +379,19 @@ def resolve_backend(backend: str | None, device: torch.device) -> str:
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                   return_last_state=False, backend: str | None = None):
+                   return_last_state=False, initial_state=None, backend: str | None = None):
     """Selective scan with ``selective_scan_fn`` semantics (module docstring), on the chosen backend
-    (``None``: :func:`padm.ops.backend.current`)."""
+    (``None``: :func:`padm.ops.backend.current`).
+
+    ``initial_state`` (batch, D, N), an extension: the state :math:`h_{-1}` before step 0 instead of zero, so
+    that a long sequence can be scanned in pieces, each starting from the ``return_last_state`` of the one
+    before (differentiable on every backend).
+    """
+    if initial_state is not None and initial_state.shape != (u.shape[0], u.shape[1], A.shape[1]):
+        raise ValueError(f"initial_state must be (batch, D, N) = {(u.shape[0], u.shape[1], A.shape[1])}; "
+                         f"got {tuple(initial_state.shape)}")
     impl = _IMPLS[resolve_backend(backend, u.device)]
-    return impl(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    return impl(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state)
 
 
 # ----------------------------------------------------------------------------------------------------------

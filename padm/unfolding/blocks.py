@@ -65,7 +65,15 @@ class MambaMixer(nn.Module):
         \qquad A = -e^{A_{log}} \\
         y &= \operatorname{scan}(x, \Delta, A, B, C) + D x, \qquad
         \text{out} = W_{out}\,(y \cdot \operatorname{SiLU}(z))
+
+    Without gradients on the CPU, a sequence whose 2E-channel projection would exceed :attr:`band_bytes`
+    runs in pieces of tokens: each piece's scan starts from the state the previous one ended in, and its
+    causal conv1d sees the previous ``d_conv - 1`` tokens, so the numbers are those of the whole sequence,
+    while the (N, L, 2E) activations are never allocated (a fresh, page-faulted ``mmap`` of glibc for
+    every block over 32 MB: a ``paper`` level-0 projection took 8x longer whole than in pieces).
     """
+
+    band_bytes = 8 << 20  # the 2E-channel activations of one piece, at most (CPU inference)
 
     def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2):
         super().__init__()
@@ -97,19 +105,41 @@ class MambaMixer(nn.Module):
         self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
 
     def forward(self, t: Tensor) -> Tensor:
+        n, length, _ = t.shape
+        piece = self.band_bytes // max(1, n * 2 * self.d_inner * t.element_size())
+        if torch.is_grad_enabled() or t.device.type != "cpu" or piece >= length:
+            return self._mix(t)[0]
+        piece = max(piece, 256)
+        k = self.conv1d.kernel_size[0] - 1  # tokens of conv context before a piece
+        out = t.new_empty(n, length, self.out_proj.out_features)  # (N, L, c)
+        h = None  # the scan state between pieces (N, E, N_s)
+        for l0 in range(0, length, piece):
+            l1 = min(length, l0 + piece)
+            a = max(0, l0 - k)
+            y, h = self._mix(t[:, a:l1], h, skip=l0 - a, last=True)
+            out[:, l0:l1] = y
+        return out
+
+    def _mix(self, t: Tensor, h0: Tensor | None = None, skip: int = 0,
+             last: bool = False) -> tuple[Tensor, Tensor | None]:
+        """The block on tokens (N, L, c) whose first ``skip`` are conv context only, the scan starting in
+        state ``h0`` (None: zero); returns (out for the tokens after ``skip``, the scan's last state if
+        ``last``, else None)."""
         # Activations stay (N, L, E) in memory; the scan reads (N, E, L) transposed views, so no copies.
         xz = self.in_proj(t)  # (N, L, 2E)
         x, z = xz.chunk(2, dim=-1)  # (N, L, E) each
         x = causal_conv1d(x.transpose(1, 2), self.conv1d.weight, self.conv1d.bias, activation="silu")  # (N, E, L)
+        x, z = x[:, :, skip:], z[:, skip:]  # the context tokens were only the conv's past
         x_dbl = self.x_proj(x.transpose(1, 2))  # (N, L, r + 2 N_s)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.linear(dt, self.dt_proj.weight)  # (N, L, E); its bias is added inside the scan
         A = -torch.exp(self.A_log)  # (E, N_s), negative: a stable, decaying state
         y = selective_scan(
             x, dt.transpose(1, 2), A, B.transpose(1, 2), C.transpose(1, 2), self.D, z=z.transpose(1, 2),
-            delta_bias=self.dt_proj.bias, delta_softplus=True,
+            delta_bias=self.dt_proj.bias, delta_softplus=True, return_last_state=last, initial_state=h0,
         )  # (N, E, L), computed in float32 at least, on the run-time backend (padm.ops.backend)
-        return self.out_proj(y.transpose(1, 2))  # (N, L, c)
+        y, h = y if last else (y, None)
+        return self.out_proj(y.transpose(1, 2)), h  # (N, L, c)
 
 
 class GatedFFN(nn.Module):

@@ -111,6 +111,51 @@ def test_cpu_kernel_gradcheck(softplus):
     assert torch.autograd.gradcheck(fn, small)
 
 
+@pytest.mark.parametrize("backend", ["cpu", "parallel"])
+def test_initial_state_matches_reference_with_gradients(backend):
+    """h_{-1} = initial_state: output, last state and every gradient (the state's included) as the reference."""
+    args = make_inputs(batch=2, dim=19, n=16, length=150, groups=1, grad=True)
+    h0 = torch.randn(2, 19, 16, dtype=torch.float64, requires_grad=True)
+    w = torch.cos(torch.arange(150, dtype=torch.float64))  # a loss that weighs every step differently
+    results = {}
+    for name in ("reference", backend):
+        out, last = S.selective_scan(*args, delta_softplus=True, return_last_state=True, initial_state=h0,
+                                     backend=name)
+        results[name] = (out, last, torch.autograd.grad((out * w).sum(), [*args, h0]))
+    (ref, ref_last, ref_grads), (out, last, grads) = results["reference"], results[backend]
+    assert rel_err(out, ref) < 1e-12 and rel_err(last, ref_last) < 1e-12
+    for a, b in zip(grads, ref_grads):
+        assert rel_err(a, b) < 1e-10
+    assert grads[-1].abs().max() > 0  # the state does reach the output
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu", "parallel"])
+def test_a_sequence_scanned_in_pieces_equals_the_whole(backend):
+    u, delta, A, B, C, D, z, bias = make_inputs(batch=2, dim=21, n=4, length=131, groups=3)
+    whole = S.selective_scan(u, delta, A, B, C, D, z, bias, True, backend=backend)
+    pieces, h = [], None
+    for t0, t1 in ((0, 40), (40, 41), (41, 131)):  # a piece of one step too
+        cut = lambda t: t[..., t0:t1]  # noqa: E731
+        out, h = S.selective_scan(cut(u), cut(delta), A, cut(B), cut(C), D, cut(z), bias, True,
+                                  return_last_state=True, initial_state=h, backend=backend)
+        pieces.append(out)
+    assert rel_err(torch.cat(pieces, -1), whole) < 1e-12
+
+
+def test_initial_state_of_the_wrong_shape_raises():
+    args = make_inputs(batch=1, dim=4, n=3, length=7)
+    with pytest.raises(ValueError, match="initial_state"):
+        S.selective_scan(*args, initial_state=torch.zeros(1, 4, 2, dtype=torch.float64))
+
+
+@pytest.mark.skipif(not _native.available(), reason="fused kernel could not be built")
+def test_cpu_kernel_gradcheck_with_initial_state():
+    args = make_inputs(batch=1, dim=6, n=2, length=66, groups=2, grad=True)
+    h0 = torch.randn(1, 6, 2, dtype=torch.float64, requires_grad=True)
+    fn = lambda *a: S.selective_scan_cpu(*a[:-1], delta_softplus=True, initial_state=a[-1])  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (*args, h0))
+
+
 @pytest.mark.skipif(not _native.available(), reason="fused kernel could not be built")
 def test_cpu_kernel_gradcheck_without_optionals():
     u, delta, A, B, C, *_ = make_inputs(batch=1, dim=5, n=4, length=65, groups=1, grad=True)

@@ -208,3 +208,20 @@ def test_ffn_in_bands_of_rows_equals_the_whole_image(device, shape, channels_las
     assert torch.allclose(banded, whole, atol=1e-6, rtol=0)
     y = x.clone().requires_grad_()
     assert ffn(y).grad_fn is not None  # training never bands
+
+
+@pytest.mark.parametrize("length,batch", [(1000, 2), (257, 1), (3, 1)])
+def test_mixer_in_pieces_of_tokens_equals_the_whole_sequence(length, batch):
+    """CPU inference scans a long sequence in pieces, each from the last state of the one before."""
+    from padm.unfolding.blocks import MambaMixer
+
+    torch.manual_seed(0)
+    mixer = MambaMixer(16).eval()
+    t = torch.randn(batch, length, 16)
+    with torch.no_grad():
+        whole = mixer(t)
+        mixer.band_bytes = 1  # the smallest pieces (256 tokens): piece edges inside the sequence
+        pieces = mixer(t)
+    assert torch.allclose(pieces, whole, atol=1e-6, rtol=0)
+    assert mixer(t.clone().requires_grad_()).grad_fn is not None  # training never splits
+

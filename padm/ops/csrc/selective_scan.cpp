@@ -1,6 +1,6 @@
 // Fused selective scan for the CPU: forward and backward, never materialising (L, D, N) tensors.
 //
-// Recurrence (one channel d, state size N, time t = 0..L-1, h_{-1} = 0):
+// Recurrence (one channel d, state size N, time t = 0..L-1, h_{-1} = 0 or a given initial state):
 //     a_t[n] = exp(delta_t * A[n])                       (zero-order-hold discretisation of A)
 //     h_t[n] = a_t[n] * h_{t-1}[n] + delta_t * B_t[n] * u_t
 //     y_t    = sum_n C_t[n] * h_t[n]
@@ -328,7 +328,8 @@ inline void prepare_delta(V* dl, int64_t tl, V bias, bool softplus) {
 
 template <typename S>
 void scan_forward(Seq<const S> u, Seq<const S> delta, const S* A, Grp<S> B, Grp<S> C, const S* Dp, Seq<const S> z,
-                  const S* bias, bool softplus, Seq<S> out, S* last, S* ckpt, const Dims& s, int nthreads) {
+                  const S* bias, bool softplus, Seq<S> out, S* last, S* ckpt, const S* h_init, const Dims& s,
+                  int nthreads) {
     using V = typename Lanes<S>::V;
     const int64_t N = s.nstate, nch = s.chunks();
     parallel_tasks(s.tasks(), nthreads, [&](int, int64_t i) {
@@ -338,6 +339,9 @@ void scan_forward(Seq<const S> u, Seq<const S> delta, const S* A, Grp<S> B, Grp<
         std::vector<V> dl(T), uu(T), zt(T), yt(T);
         load_A(At, A, s, k);
         for (int64_t n = 0; n < N; ++n) At[n] *= S(1.44269504088896340736);  // A log2 e: exp(ΔA) = 2^(ΔA log2 e)
+        if (h_init)  // h_{-1}: the state a previous call ended in (a sequence scanned in pieces)
+            for (int64_t j = 0; j < k.lanes; ++j)
+                for (int64_t n = 0; n < N; ++n) h[n][j] = h_init[(k.b * s.dim + k.d0 + j) * N + n];
         const V Dv = load_channels<S, V>(Dp, k), bv = load_channels<S, V>(bias, k);
         for (int64_t c = 0; c < nch; ++c) {
             const int64_t t0 = c * T, tl = std::min<int64_t>(T, s.len - t0);
@@ -377,7 +381,7 @@ template <typename S>
 void scan_backward(Seq<const S> u, Seq<const S> delta, const S* A, Grp<S> B, Grp<S> C, const S* Dp,
                    Seq<const S> z, const S* bias, bool softplus, const S* ckpt, Seq<const S> dout, Seq<S> du_out,
                    Seq<S> ddelta_out, S* dA_part, S* dD_part, Seq<S> dz_out, S* dbias_part, S* dB_buf, S* dC_buf,
-                   const Dims& s, int nthreads) {
+                   S* dh_init, const Dims& s, int nthreads) {
     using V = typename Lanes<S>::V;
     const int64_t N = s.nstate, nch = s.chunks();
     const int64_t buf_stride = s.batch * s.groups * N * s.len;  // one thread's slice of dB_buf / dC_buf
@@ -477,6 +481,8 @@ void scan_backward(Seq<const S> u, Seq<const S> delta, const S* A, Grp<S> B, Grp
         for (int64_t j = 0; j < k.lanes; ++j) {
             const int64_t bd = k.b * s.dim + k.d0 + j;
             for (int64_t n = 0; n < N; ++n) dA_part[bd * N + n] = dA[n][j];
+            if (dh_init)  // G = a_0 G_0 = dL/dh_{-1} after the sweep
+                for (int64_t n = 0; n < N; ++n) dh_init[bd * N + n] = G[n][j];
             dD_part[bd] = dD[j];
             dbias_part[bd] = dbias[j];
         }
@@ -852,12 +858,13 @@ void gated_dw3x3_bwd(const S* u, const S* w9, const S* g, S* du, S* dw_buf, int6
 
 // ------------------------------------------------------------------------------------------------------
 // C interface: one pointer array, one stride array, one dims array (batch, dim, len, N, groups).
-//   forward  pointers: u delta A B C D z bias out last ckpt                      (D, z, bias, last, ckpt may be null)
+//   forward  pointers: u delta A B C D z bias out last ckpt h_init     (D, z, bias, last, ckpt, h_init may be null)
 //            strides : u delta z out (3 each: batch, dim, len), B C (4 each: batch, group, n, len)
-//   backward pointers: u delta A B C D z bias ckpt dout du ddelta dA_part dD_part dz dbias_part dB_buf dC_buf
+//   backward pointers: u delta A B C D z bias ckpt dout du ddelta dA_part dD_part dz dbias_part dB_buf dC_buf dh_init
 //            strides : u delta z dout du ddelta dz (3 each), B C (4 each)
 // dA_part: (batch, dim, N); dD_part, dbias_part: (batch, dim); dB_buf, dC_buf: zeroed contiguous
-// (nthreads, batch, groups, N, len); ckpt: contiguous (batch, dim, ceil(len / T), N).
+// (nthreads, batch, groups, N, len); ckpt: contiguous (batch, dim, ceil(len / T), N); h_init (the state before
+// step 0, zero when null) and its gradient dh_init (written when not null): contiguous (batch, dim, N).
 
 namespace {
 
@@ -879,7 +886,8 @@ void forward_api(void* const* p, const int64_t* st, const int64_t* dm, int softp
     scan_forward<S>(cseq<S>(p[0], st), cseq<S>(p[1], st + 3), static_cast<const S*>(p[2]), grp<S>(p[3], st + 12),
                     grp<S>(p[4], st + 16), static_cast<const S*>(p[5]), cseq<S>(p[6], st + 6),
                     static_cast<const S*>(p[7]), softplus != 0, mseq<S>(p[8], st + 9), static_cast<S*>(p[9]),
-                    static_cast<S*>(p[10]), Dims{dm[0], dm[1], dm[2], dm[3], dm[4]}, nthreads);
+                    static_cast<S*>(p[10]), static_cast<const S*>(p[11]), Dims{dm[0], dm[1], dm[2], dm[3], dm[4]},
+                    nthreads);
 }
 
 template <typename S>
@@ -889,7 +897,7 @@ void backward_api(void* const* p, const int64_t* st, const int64_t* dm, int soft
                      static_cast<const S*>(p[7]), softplus != 0, static_cast<const S*>(p[8]), cseq<S>(p[9], st + 9),
                      mseq<S>(p[10], st + 12), mseq<S>(p[11], st + 15), static_cast<S*>(p[12]), static_cast<S*>(p[13]),
                      mseq<S>(p[14], st + 18), static_cast<S*>(p[15]), static_cast<S*>(p[16]), static_cast<S*>(p[17]),
-                     Dims{dm[0], dm[1], dm[2], dm[3], dm[4]}, nthreads);
+                     static_cast<S*>(p[18]), Dims{dm[0], dm[1], dm[2], dm[3], dm[4]}, nthreads);
 }
 
 }  // namespace
