@@ -258,8 +258,16 @@ class FourierFusion(nn.Module):
         self.phi = conv(c, c, 3, bias=True, groups=c)
 
     def forward(self, x: Tensor, enc_prev: Tensor, dec_prev: Tensor) -> Tensor:
-        x_rec = amplitude_phase_fuse(enc_prev, dec_prev, self.amp, self.pha)  # (N, c, H, W)
+        # The FFTs return (N, c, H, W)-contiguous tensors; the depthwise convolutions and everything after
+        # the fusion (the rest of the network follows its output's layout) run much faster channels-last.
+        x_rec = amplitude_phase_fuse(enc_prev, dec_prev, _channels_last(self.amp), _channels_last(self.pha))
+        x_rec = x_rec.contiguous(memory_format=torch.channels_last)  # (N, c, H, W), channels-last in memory
         return self.gamma(x_rec) * x + self.phi(x_rec) + x
+
+
+def _channels_last(f: nn.Module):
+    """``f`` applied to its input converted to channels-last memory (same values)."""
+    return lambda t: f(t.contiguous(memory_format=torch.channels_last))
 
 
 class StepNet(nn.Module):

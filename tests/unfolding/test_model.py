@@ -225,3 +225,16 @@ def test_mixer_in_pieces_of_tokens_equals_the_whole_sequence(length, batch):
     assert torch.allclose(pieces, whole, atol=1e-6, rtol=0)
     assert mixer(t.clone().requires_grad_()).grad_fn is not None  # training never splits
 
+
+def test_fourier_fusion_is_channels_last_and_matches_its_equation(device):
+    """out = γ(x_rec) ⊙ x + φ(x_rec) + x with x_rec the amplitude/phase fusion, computed channels-last."""
+    from padm.ops.fourier import amplitude_phase_fuse
+    from padm.unfolding.blocks import FourierFusion
+
+    torch.manual_seed(0)
+    fusion = FourierFusion(6).double().to(device)
+    x, enc, dec = (torch.randn(2, 6, 11, 9, dtype=torch.float64, device=device) for _ in range(3))
+    out = fusion(x, enc, dec)
+    x_rec = amplitude_phase_fuse(enc, dec, fusion.amp, fusion.pha)  # plain (N, C, H, W) layout throughout
+    assert torch.allclose(out, fusion.gamma(x_rec) * x + fusion.phi(x_rec) + x, atol=1e-12)
+    assert out.is_contiguous(memory_format=torch.channels_last)
