@@ -14,6 +14,8 @@ is the kernels' alone.  Workloads:
 ``step1``   one training step of ``small`` at 128² x 1 on one thread (the per-process work of ``--procs``)
 ``step2``   the same step on two threads (one process, ``--procs 1``)
 ``paper``   the ``paper`` forward at 256², all threads (inference)
+``scan``    the selective scan alone, forward and backward, one thread, as the ``small`` level-0 mixer
+            calls it in training (batch 1, D = 32, L = 128² = 16384, N = 16, gate and softplus)
 ==========  ===========================================================================================
 """
 
@@ -72,6 +74,27 @@ def workload(name: str):
             step()
 
         return run
+    if name == "scan":
+        from padm.ops.scan import selective_scan_cpu
+
+        g = torch.Generator().manual_seed(0)
+        d, length, n = 32, 128 * 128, 16
+        u, z = (torch.randn(1, length, d, generator=g).transpose(1, 2) for _ in range(2))  # (1, D, L) views
+        delta = 0.5 * torch.randn(1, length, d, generator=g).transpose(1, 2)
+        B, C = (torch.randn(1, length, n, generator=g).transpose(1, 2) for _ in range(2))  # (1, N, L)
+        A = -torch.rand(d, n, generator=g).add(0.5)
+        D, bias = torch.ones(d), torch.zeros(d)
+        leaves = [t.requires_grad_() for t in (u, delta, A, B, C, D, z, bias)]
+        dout = torch.randn(1, d, length, generator=g)
+
+        def run():
+            torch.set_num_threads(1)
+            for t in leaves:
+                t.grad = None
+            out = selective_scan_cpu(u, delta, A, B, C, D, z, bias, delta_softplus=True)
+            out.backward(dout)
+
+        return run
     from padm.unfolding.tasks import get_task
 
     task = get_task("derain")
@@ -90,7 +113,7 @@ def workload(name: str):
 
 @click.command()
 @click.option("--rev", required=True, help="the git revision whose kernels are the baseline (e.g. 7fd524b)")
-@click.option("--workload", "workloads", multiple=True, type=click.Choice(["step1", "step2", "paper"]),
+@click.option("--workload", "workloads", multiple=True, type=click.Choice(["step1", "step2", "paper", "scan"]),
               default=("step1", "step2", "paper"), show_default=True)
 @click.option("--repeats", default=6, show_default=True, help="timed runs per library and workload")
 def main(rev, workloads, repeats):

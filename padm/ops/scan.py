@@ -250,6 +250,23 @@ def _call_kernel(direction: str, ref: Tensor, pointers, seqs, groups, dims, soft
     getattr(lib, f"padm_scan_{direction}_{suffix}")(ptrs, st, dm, int(softplus), torch.get_num_threads())
 
 
+def _empty_in_layout(t: Tensor) -> Tensor:
+    """An empty (batch, D, L) gradient for ``t`` in its memory order: time-major (a transposed (batch, L, D)
+    tensor) when ``t`` is, even where ``t`` is a slice (``empty_like`` would make the gradient of
+    the Mamba block's gate ``z``, a slice of its input projection, (batch, D, L)-contiguous, and its
+    consumer then copies it back transposed)."""
+    batch, dim, length = t.shape
+    if t.stride(1) < t.stride(2):
+        return t.new_empty(batch, length, dim).transpose(1, 2)
+    return t.new_empty(batch, dim, length)
+
+
+def _sum_slices(buf: Tensor) -> Tensor:
+    """The per-thread partial sums of a kernel, (threads, ...) -> (...); one thread's slice is returned as
+    a view (a sum over one slice would copy it)."""
+    return buf[0] if buf.shape[0] == 1 else buf.sum(0)
+
+
 def _dense(t: Tensor | None) -> Tensor | None:
     """Strided views are passed as they are; only tensors with overlapping or negative strides are copied."""
     if t is None:
@@ -292,12 +309,12 @@ class _ScanCPUFunction(torch.autograd.Function):
         groups, n = B.shape[1], A.shape[1]
         threads = torch.get_num_threads()
         dout = _dense(dout)
-        du, ddelta = torch.empty_like(u), torch.empty_like(delta)
-        dz = torch.empty_like(z) if z is not None else None
+        du, ddelta = _empty_in_layout(u), _empty_in_layout(delta)
+        dz = _empty_in_layout(z) if z is not None else None
         dA_part = u.new_empty(batch, dim, n)
         dD_part, dbias_part = u.new_empty(batch, dim), u.new_empty(batch, dim)
-        dB_buf = u.new_zeros(threads, batch, groups, n, length)  # one slice per thread, summed below
-        dC_buf = u.new_zeros(threads, batch, groups, n, length)
+        dB_buf = u.new_zeros(threads, batch, groups, length, n)  # one slice per thread, summed below;
+        dC_buf = u.new_zeros(threads, batch, groups, length, n)  # time-major, as the Mamba block stores B, C
         dh0 = u.new_empty(batch, dim, n) if ctx.dh0 else None
         _call_kernel(
             "bwd", u,
@@ -309,8 +326,8 @@ class _ScanCPUFunction(torch.autograd.Function):
             du,
             ddelta,
             dA_part.sum(0),
-            dB_buf.sum(0),
-            dC_buf.sum(0),
+            _sum_slices(dB_buf).transpose(-1, -2),  # (batch, G, N, L) views
+            _sum_slices(dC_buf).transpose(-1, -2),
             dD_part.sum(0) if D is not None else None,
             dz,
             dbias_part.sum(0) if delta_bias is not None else None,
@@ -451,7 +468,7 @@ class _CausalConv1dCPUFunction(torch.autograd.Function):
             xl.data_ptr(), _i64(xl.stride()), wT.data_ptr(), _ptr(bias), dout.data_ptr(), _i64(dout.stride()),
             int(ctx.silu), dx.data_ptr(), dw_buf.data_ptr(), db_buf.data_ptr(), _i64((batch, length, dim, k)), threads,
         )
-        return dx, dw_buf.sum(0), db_buf.sum(0) if bias is not None else None, None
+        return dx, _sum_slices(dw_buf), _sum_slices(db_buf) if bias is not None else None, None
 
 
 def _ptr(t: Tensor | None):

@@ -215,6 +215,38 @@ def test_kernel_is_multithread_consistent():
         assert rel_err(a, b) < 1e-12
 
 
+def test_gradients_of_time_major_slices_stay_time_major_and_match_reference():
+    """The Mamba block's layout: x, z halves of one (batch, L, 2D) projection, B, C slices of one (batch, L, 2N)
+    tensor, all passed transposed.  The kernel's gradients keep that time-major memory order (so the
+    consumers' concatenations copy no transposed data) and equal the reference's."""
+    if not _native.available():
+        pytest.skip("fused kernel could not be built")
+    g = torch.Generator().manual_seed(3)
+    batch, dim, n, length = 2, 19, 4, 97
+    xz = torch.randn(batch, length, 2 * dim, generator=g, dtype=torch.float64, requires_grad=True)
+    bc = torch.randn(batch, length, 2 * n, generator=g, dtype=torch.float64, requires_grad=True)
+    delta = (0.5 * torch.randn(batch, length, dim, generator=g, dtype=torch.float64)).requires_grad_()
+    A = -torch.rand(dim, n, generator=g, dtype=torch.float64) - 0.1
+    seen = {}
+
+    def run(fn):
+        u, z = xz[..., :dim].transpose(1, 2), xz[..., dim:].transpose(1, 2)  # (batch, D, L) views
+        B, C = bc[..., :n].transpose(1, 2), bc[..., n:].transpose(1, 2)  # (batch, N, L) views
+        dl = delta.transpose(1, 2)
+        for name, t in (("u", u), ("z", z), ("B", B), ("delta", dl)):
+            t.register_hook(lambda grad, name=name: seen.__setitem__(name, grad.stride()))
+        out = fn(u, dl, A, B, C, None, z, None, delta_softplus=True)
+        return torch.autograd.grad(out.square().sum(), (xz, bc, delta))
+
+    ref = run(S.selective_scan_ref)
+    fused = run(S.selective_scan_cpu)
+    for name in ("u", "z", "delta", "B"):
+        stride = seen[name]
+        assert stride[1] < stride[2], f"d{name} is not time-major: strides {stride}"
+    for a, b in zip(fused, ref):
+        assert rel_err(a, b) < 1e-10
+
+
 def test_fallback_when_kernel_unavailable(monkeypatch):
     monkeypatch.setattr(_native, "_lib", None)
     monkeypatch.setattr(_native, "_tried", False)

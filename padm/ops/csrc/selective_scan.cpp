@@ -23,7 +23,8 @@
 // (du_t also gets D dy_t.)
 // Each chunk's states are recomputed from its checkpoint into a small buffer (T x N x W values), so memory
 // stays O(len * dim * N / T).  dB and dC sum over the channels of a group: each thread accumulates into
-// its own slice of a (threads, batch, groups, N, len) buffer that the wrapper sums.
+// its own slice of a (threads, batch, groups, len, N) buffer that the wrapper sums (time-major, as the
+// Mamba block's B and C are stored: their gradients then need no transposing copy).
 //
 // Vectorisation: a task is W = 16 consecutive channels of one group, held in one GCC/Clang vector
 // (`vector_size`, one AVX-512 register of floats, two AVX2 registers elsewhere); every arithmetic line
@@ -469,12 +470,12 @@ void scan_backward(Seq<const S> u, Seq<const S> delta, const S* A, Grp<S> B, Grp
             store_tile(du_out, dut.data(), k, t0, tl);
             store_tile(ddelta_out, ddt.data(), k, t0, tl);
             if (z.p) store_tile(dz_out, dzt.data(), k, t0, tl);
-            for (int64_t n = 0; n < N; ++n) {
-                S* rb = dBg + n * s.len + t0;
-                S* rc = dCg + n * s.len + t0;
-                for (int64_t t = 0; t < tl; ++t) {
-                    rb[t] += dBt[t * N + n];
-                    rc[t] += dCt[t * N + n];
+            {  // the buffers are (len, N) per group, as the tiles: one contiguous run of tl * N values each
+                S* rb = dBg + t0 * N;
+                S* rc = dCg + t0 * N;
+                for (int64_t i = 0; i < tl * N; ++i) {
+                    rb[i] += dBt[i];
+                    rc[i] += dCt[i];
                 }
             }
         }
@@ -863,7 +864,7 @@ void gated_dw3x3_bwd(const S* u, const S* w9, const S* g, S* du, S* dw_buf, int6
 //   backward pointers: u delta A B C D z bias ckpt dout du ddelta dA_part dD_part dz dbias_part dB_buf dC_buf dh_init
 //            strides : u delta z dout du ddelta dz (3 each), B C (4 each)
 // dA_part: (batch, dim, N); dD_part, dbias_part: (batch, dim); dB_buf, dC_buf: zeroed contiguous
-// (nthreads, batch, groups, N, len); ckpt: contiguous (batch, dim, ceil(len / T), N); h_init (the state before
+// (nthreads, batch, groups, len, N); ckpt: contiguous (batch, dim, ceil(len / T), N); h_init (the state before
 // step 0, zero when null) and its gradient dh_init (written when not null): contiguous (batch, dim, N).
 
 namespace {
