@@ -83,7 +83,7 @@ def _declare(lib: ctypes.CDLL, strict: bool = True) -> None:
     as ``scripts/bench_train.py --baseline-kernels`` loads)."""
     p, i64p, i32, i64 = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64), ctypes.c_int, ctypes.c_int64
     scan = [ctypes.POINTER(ctypes.c_void_p), i64p, i64p, i32, i32]
-    signatures = {"padm_scan_chunk": ([], ctypes.c_int)}
+    signatures = {"padm_scan_chunk": ([], ctypes.c_int), "padm_scan_bc_grad_time_major": ([], ctypes.c_int)}
     for name in ("fwd_f32", "fwd_f64", "bwd_f32", "bwd_f64"):
         signatures[f"padm_scan_{name}"] = (scan, None)
     for suffix in ("f32", "f64"):

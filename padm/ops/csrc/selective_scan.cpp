@@ -906,6 +906,8 @@ void backward_api(void* const* p, const int64_t* st, const int64_t* dm, int soft
 extern "C" {
 
 int padm_scan_chunk() { return T; }
+// 1: dB_buf, dC_buf are (nthreads, batch, groups, len, N); libraries without this function wrote (..., N, len)
+int padm_scan_bc_grad_time_major() { return 1; }
 
 void padm_scan_fwd_f32(void* const* p, const int64_t* st, const int64_t* dm, int softplus, int nthreads) {
     forward_api<float>(p, st, dm, softplus, nthreads);
