@@ -313,11 +313,13 @@ class _ScanCPUFunction(torch.autograd.Function):
         dz = _empty_in_layout(z) if z is not None else None
         dA_part = u.new_empty(batch, dim, n)
         dD_part, dbias_part = u.new_empty(batch, dim), u.new_empty(batch, dim)
-        # one slice per thread, summed below; time-major, as the Mamba block stores B and C (a library built
-        # from an older source, as scripts/bench_train.py --baseline-kernels loads, writes (..., N, L))
-        time_major = hasattr(_native.load(), "padm_scan_bc_grad_time_major")
-        shape = (threads, batch, groups, length, n) if time_major else (threads, batch, groups, n, length)
-        dB_buf, dC_buf = u.new_zeros(shape), u.new_zeros(shape)
+        # (threads, batch, G, N, L) views, one slice per thread, summed below; time-major in memory, as the Mamba
+        # block stores B and C (a library built from an older source, as scripts/bench_train.py
+        # --baseline-kernels loads, writes (..., N, L)-contiguous buffers)
+        if hasattr(_native.load(), "padm_scan_bc_grad_time_major"):
+            dB_buf, dC_buf = (u.new_zeros(threads, batch, groups, length, n).transpose(-1, -2) for _ in range(2))
+        else:
+            dB_buf, dC_buf = (u.new_zeros(threads, batch, groups, n, length) for _ in range(2))
         dh0 = u.new_empty(batch, dim, n) if ctx.dh0 else None
         _call_kernel(
             "bwd", u,
@@ -329,8 +331,8 @@ class _ScanCPUFunction(torch.autograd.Function):
             du,
             ddelta,
             dA_part.sum(0),
-            _sum_slices(dB_buf).transpose(-1, -2) if time_major else _sum_slices(dB_buf),  # (batch, G, N, L)
-            _sum_slices(dC_buf).transpose(-1, -2) if time_major else _sum_slices(dC_buf),
+            _sum_slices(dB_buf),
+            _sum_slices(dC_buf),
             dD_part.sum(0) if D is not None else None,
             dz,
             dbias_part.sum(0) if delta_bias is not None else None,
