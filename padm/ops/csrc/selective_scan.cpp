@@ -41,6 +41,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace {
 
@@ -96,9 +99,15 @@ inline VF vexp(VF x) {
 inline VF vexp2_nonpos(VF x) {
     const VF lo = VF{} - 126.0f;
     x = x < lo ? lo : x;
+#if defined(__AVX512F__)
+    // AVX-512: k by one rounding instruction, 2^k applied by vscalefps (p 2^k, exact: the same bits as below)
+    const __m512 k = _mm512_roundscale_ps(reinterpret_cast<const __m512&>(x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const VF r = x - reinterpret_cast<const VF&>(k);  // in [-1/2, 1/2]
+#else
     const float magic = 12582912.0f;  // 1.5 * 2^23
     const VF t = x + magic;
     const VF r = x - (t - magic);  // in [-1/2, 1/2]
+#endif
     VF p = VF{} + 1.5252733804059840e-5f;
     p = p * r + 1.5403530393381608e-4f;
     p = p * r + 1.3333558146428443e-3f;
@@ -107,8 +116,13 @@ inline VF vexp2_nonpos(VF x) {
     p = p * r + 2.4022650695910071e-1f;
     p = p * r + 6.9314718055994531e-1f;
     p = p * r + 1.0f;
+#if defined(__AVX512F__)
+    const __m512 e = _mm512_scalef_ps(reinterpret_cast<const __m512&>(p), k);
+    return reinterpret_cast<const VF&>(e);
+#else
     const VIF bits = (reinterpret_cast<const VIF&>(t) - 0x4B400000 + 127) << 23;
     return p * reinterpret_cast<const VF&>(bits);
+#endif
 }
 
 // float64 is for gradient checks, not speed: the libm exp lane by lane.
@@ -268,6 +282,10 @@ struct Grp {
 template <typename S, typename V>
 inline void load_tile(V* dst, Seq<const S> src, const Task& k, int64_t t0, int64_t tl) {
     const S* base = src.p + k.b * src.sb + k.d0 * src.sd + t0 * src.sl;
+    if (src.sd == 1 && k.lanes == W) {  // the Mamba block's (batch, len, dim) activations: one vector load a step
+        for (int64_t t = 0; t < tl; ++t) std::memcpy(&dst[t], base + t * src.sl, sizeof(V));
+        return;
+    }
     for (int64_t t = 0; t < tl; ++t) dst[t] = V{};
     if (src.sd <= src.sl) {
         for (int64_t t = 0; t < tl; ++t)
@@ -281,6 +299,10 @@ inline void load_tile(V* dst, Seq<const S> src, const Task& k, int64_t t0, int64
 template <typename S, typename V>
 inline void store_tile(Seq<S> dst, const V* src, const Task& k, int64_t t0, int64_t tl) {
     S* base = dst.p + k.b * dst.sb + k.d0 * dst.sd + t0 * dst.sl;
+    if (dst.sd == 1 && k.lanes == W) {  // one vector store a step
+        for (int64_t t = 0; t < tl; ++t) std::memcpy(base + t * dst.sl, &src[t], sizeof(V));
+        return;
+    }
     if (dst.sd <= dst.sl) {
         for (int64_t t = 0; t < tl; ++t)
             for (int64_t j = 0; j < k.lanes; ++j) base[t * dst.sl + j * dst.sd] = src[t][j];
