@@ -4,6 +4,8 @@
     python scripts/bench_train.py --case small:128x2 --mode fp32 --mode procs --steps 20
     python scripts/bench_train.py --json docs/results/bench_train.json
     python scripts/bench_train.py --baseline-kernels 7fd524b    # fp32 with the kernels of that commit
+    python scripts/bench_train.py --case small:128x2 --mode fp32 --mode procs+fused --rounds 4 \
+        --baseline-kernels 7fd524b                              # the issue-26 ratio, modes interleaved
 
 Every mode runs the real engine (:func:`padm.engine.train.train`: data loading, the loss over all
 stages, gradient clipping, AdamW, logging) on the same crops for ``--warmup`` + ``--steps`` optimizer
@@ -31,6 +33,11 @@ bfloat16 it always does: the kernels are float32/float64).
 loaded in place of today's for that mode only, so that the baseline is the engine as it was (the
 issue-26 baseline is ``7fd524b``: the kernels of the issue's filing, for training) while every other
 mode runs today's kernels, all in the same run.  It needs a git checkout and a C++ compiler.
+
+``--rounds R`` runs every case's modes R times, in turn, the order reversed every other round (fp32,
+procs+fused, procs+fused, fp32, ...), and reports each mode's ratio as the median of its per-round ratios
+to the same round's ``fp32`` (with their range): the VM's speed drifts by ±15 % over minutes, so modes run
+one after the other once each compare machines of different speeds; interleaved, the drift cancels.
 
 ``--compile-check`` also times a forward+backward+AdamW loop with the network's blocks compiled by
 ``torch.compile`` (inductor) against the same loop in eager mode; padm ships no compile mode because
@@ -176,13 +183,15 @@ def compile_check(preset: str, patch: int, batch: int, steps: int) -> dict:
               default=("fp32", "fused", "bf16", "procs", "procs+fused", "procs+bf16"))
 @click.option("--steps", default=20, show_default=True, help="measured optimizer steps per mode")
 @click.option("--warmup", default=3, show_default=True, help="steps before measuring")
+@click.option("--rounds", default=1, show_default=True, type=click.IntRange(min=1),
+              help="run the modes this many times, interleaved (ratios: median over rounds)")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="training pairs (default: ../shared/data/Rain100L_train 1-180, else synthetic pairs)")
 @click.option("--baseline-kernels", "baseline_rev", default=None, metavar="REV",
               help="run the fp32 baseline with the kernel library of this git revision (e.g. 7fd524b)")
 @click.option("--compile-check", is_flag=True, help="also time torch.compile'd blocks (slow to compile)")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="also write the rows here")
-def main(cases, modes, steps, warmup, data, baseline_rev, compile_check, json_path):
+def main(cases, modes, steps, warmup, rounds, data, baseline_rev, compile_check, json_path):
     print(cpu_flags())
     rows = []
     with tempfile.TemporaryDirectory(prefix="padm-bench-train-") as tmp:
@@ -194,21 +203,21 @@ def main(cases, modes, steps, warmup, data, baseline_rev, compile_check, json_pa
         for case in cases:
             preset, _, size = case.partition(":")
             patch, _, batch = size.partition("x")
-            for mode in modes:
-                with kernels(baseline if mode == "fp32" else None):
-                    row = run_mode(source, preset, int(patch), int(batch), mode, warmup, steps, work)
-                row["kernels"] = baseline_rev if (mode == "fp32" and baseline_rev) else "today"
-                rows.append(row)
-                print(f"  {case:<12} {mode:<11} {row['it_s']:.3f} it/s", flush=True)
+            for r in range(rounds):
+                for mode in (modes if r % 2 == 0 else modes[::-1]):
+                    with kernels(baseline if mode == "fp32" else None):
+                        row = run_mode(source, preset, int(patch), int(batch), mode, warmup, steps, work / f"r{r}")
+                    row["kernels"] = baseline_rev if (mode == "fp32" and baseline_rev) else "today"
+                    row["round"] = r
+                    rows.append(row)
+                    print(f"  {case:<12} round {r + 1}/{rounds} {mode:<11} {row['it_s']:.3f} it/s", flush=True)
+    summary = summarise(rows)
     print()
     print("| case | mode | kernels | steps/s (median) | range | vs fp32 |")
     print("|---|---|---|---|---|---|")
-    for row in rows:
-        base = next((r["it_s"] for r in rows if r["mode"] == "fp32" and r["preset"] == row["preset"]
-                     and r["patch"] == row["patch"] and r["batch"] == row["batch"]), None)
-        ratio = f"{row['it_s'] / base:.2f}x" if base else "-"
+    for row in summary:
         print(f"| {row['preset']} {row['patch']}² x {row['batch']} | {row['mode']} | {row['kernels']} | "
-              f"{row['it_s']:.3f} | {row['it_s_min']:.3f}-{row['it_s_max']:.3f} | {ratio} |")
+              f"{row['it_s']:.3f} | {row['it_s_min']:.3f}-{row['it_s_max']:.3f} | {row['ratio_text']} |")
     extra = {}
     if compile_check:
         extra = compile_check_result = compile_check(*_first_case(cases), steps=max(5, steps // 2))
@@ -219,8 +228,33 @@ def main(cases, modes, steps, warmup, data, baseline_rev, compile_check, json_pa
     if json_path:
         from padm.fileio import write_text
 
-        write_text(json_path, json.dumps({"cpu": cpu_flags(), "baseline_kernels": baseline_rev, "rows": rows,
-                                          "compile": extra}, indent=2) + "\n")
+        write_text(json_path, json.dumps({"cpu": cpu_flags(), "baseline_kernels": baseline_rev, "rounds": rounds,
+                                          "rows": rows, "summary": summary, "compile": extra}, indent=2) + "\n")
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """One row per (case, mode): the median of its rounds' rates, and its ratio to ``fp32`` as the median of
+    the per-round ratios (each against the ``fp32`` run of the same round), with their range."""
+    out = []
+    keys = list(dict.fromkeys((r["preset"], r["patch"], r["batch"], r["mode"]) for r in rows))
+    for preset, patch, batch, mode in keys:
+        mine = [r for r in rows if (r["preset"], r["patch"], r["batch"], r["mode"]) == (preset, patch, batch, mode)]
+        rates = [r["it_s"] for r in mine]
+        ratios = []
+        for r in mine:
+            base = next((b["it_s"] for b in rows if b["mode"] == "fp32" and b["round"] == r["round"]
+                         and (b["preset"], b["patch"], b["batch"]) == (preset, patch, batch)), None)
+            if base:
+                ratios.append(r["it_s"] / base)
+        ratio = statistics.median(ratios) if ratios else None
+        text = "-" if ratio is None else f"{ratio:.2f}x"
+        if len(ratios) > 1:
+            text += f" ({min(ratios):.2f}-{max(ratios):.2f})"
+        out.append({"preset": preset, "patch": patch, "batch": batch, "mode": mode, "kernels": mine[0]["kernels"],
+                    "it_s": statistics.median(rates), "it_s_min": min(r["it_s_min"] for r in mine),
+                    "it_s_max": max(r["it_s_max"] for r in mine), "rounds": len(mine), "ratio": ratio,
+                    "ratios": ratios, "ratio_text": text})
+    return out
 
 
 def _first_case(cases) -> tuple[str, int, int]:
