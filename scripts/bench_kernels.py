@@ -16,6 +16,8 @@ is the kernels' alone.  Workloads:
 ``paper``   the ``paper`` forward at 256², all threads (inference)
 ``scan``    the selective scan alone, forward and backward, one thread, as the ``small`` level-0 mixer
             calls it in training (batch 1, D = 32, L = 128² = 16384, N = 16, gate and softplus)
+``gated``   the gated depthwise convolution alone, fused forward and backward, one thread, as the ``small``
+            level-0 feed-forward network trains it (batch 1, 84 -> 42 channels, 128², channels-last)
 ==========  ===========================================================================================
 """
 
@@ -95,6 +97,20 @@ def workload(name: str):
             out.backward(dout)
 
         return run
+    if name == "gated":
+        from padm.ops.gated import gated_dwconv
+
+        g = torch.Generator().manual_seed(0)
+        u = torch.randn(1, 84, 128, 128, generator=g).contiguous(memory_format=torch.channels_last).requires_grad_()
+        weight = (0.3 * torch.randn(84, 1, 3, 3, generator=g)).requires_grad_()
+        dout = torch.randn(1, 42, 128, 128, generator=g).contiguous(memory_format=torch.channels_last)
+
+        def run():
+            torch.set_num_threads(1)
+            u.grad = weight.grad = None
+            gated_dwconv(u, weight).backward(dout)
+
+        return run
     from padm.unfolding.tasks import get_task
 
     task = get_task("derain")
@@ -113,7 +129,7 @@ def workload(name: str):
 
 @click.command()
 @click.option("--rev", required=True, help="the git revision whose kernels are the baseline (e.g. 7fd524b)")
-@click.option("--workload", "workloads", multiple=True, type=click.Choice(["step1", "step2", "paper", "scan"]),
+@click.option("--workload", "workloads", multiple=True, type=click.Choice(["step1", "step2", "paper", "scan", "gated"]),
               default=("step1", "step2", "paper"), show_default=True)
 @click.option("--repeats", default=6, show_default=True, help="timed runs per library and workload")
 def main(rev, workloads, repeats):
@@ -136,8 +152,8 @@ def main(rev, workloads, repeats):
                     run()
                     times[tag].append(time.perf_counter() - start)
             a, b = statistics.median(times[rev]), statistics.median(times["today"])
-            click.echo(f"| {name} | {a:.3f} ({min(times[rev]):.3f}-{max(times[rev]):.3f}) | "
-                       f"{b:.3f} ({min(times['today']):.3f}-{max(times['today']):.3f}) | {a / b:.2f}x |")
+            click.echo(f"| {name} | {a:.4f} ({min(times[rev]):.4f}-{max(times[rev]):.4f}) | "
+                       f"{b:.4f} ({min(times['today']):.4f}-{max(times['today']):.4f}) | {a / b:.2f}x |")
 
 
 if __name__ == "__main__":
