@@ -790,13 +790,26 @@ void gated_dw3x3(const S* u, const S* w9, S* out, int64_t batch, int64_t H, int6
         const int64_t b = row / H, i = row % H;
         const S* ub = u + b * H * Wd * C;
         S* ob = out + (b * H + i) * Wd * h;
-        for (int64_t j = 0; j < Wd; ++j)
-            for_blocks(blocks, [&](auto full, const Block& blk) {
-                constexpr bool Full = decltype(full)::value;
-                V a, g;
-                dw_pair<Full, S, V>(ub, w9, H, Wd, C, h, i, j, blk.c0, blk.lanes, a, g);
-                stb<Full>(ob + j * h + blk.c0, vgelu(a) * g, blk.lanes);
-            });
+        // a channel block at a time along the row, its 18 weight vectors held in registers (loaded once per
+        // block and row instead of once per pixel); the taps are summed in the same order as dw_pair's
+        for_blocks(blocks, [&](auto full, const Block& blk) {
+            constexpr bool Full = decltype(full)::value;
+            const int64_t c0 = blk.c0, n = blk.lanes;
+            V wa[9], wg[9];
+            for (int k = 0; k < 9; ++k) {
+                wa[k] = ldb<Full, S, V>(w9 + k * C + c0, n);
+                wg[k] = ldb<Full, S, V>(w9 + k * C + h + c0, n);
+            }
+            for (int64_t j = 0; j < Wd; ++j) {
+                V a = V{}, g = V{};
+                for_taps(H, Wd, i, j, [&](int k, int64_t p) {
+                    const S* px = ub + p * C;
+                    a += wa[k] * ldb<Full, S, V>(px + c0, n);
+                    g += wg[k] * ldb<Full, S, V>(px + h + c0, n);
+                });
+                stb<Full>(ob + j * h + c0, vgelu(a) * g, n);
+            }
+        });
     });
 }
 
@@ -830,7 +843,10 @@ inline V own_lanes(const Block& blk, int64_t n) {
 // gy (2h channels at full resolution) never goes to memory.
 // u (batch, H, W, 2h), g (batch, H, W, h), du (batch, H, W, 2h) contiguous; dw_buf zeroed (nthreads, 9, 2h).
 
-// gy of row i (all W pixels) into dst; with accumulate, its dw terms into dwt
+// gy of row i (all W pixels) into dst; with accumulate, its dw terms into dwt.  A channel block at a time:
+// first gy along the row (the block's 18 weight vectors held in registers, the taps summed in dw_pair's
+// order), then the row's dw terms from the gy just written (each tap's sum over j in the same order as
+// before), so neither loop needs more vector registers than there are.
 template <typename S, typename V>
 void gated_gy_row(const S* ub, const S* gb, const S* w9, S* dst, S* dwt, const std::vector<Block>& blocks, int64_t H,
                   int64_t Wd, int64_t h, int64_t i, bool accumulate) {
@@ -838,26 +854,37 @@ void gated_gy_row(const S* ub, const S* gb, const S* w9, S* dst, S* dwt, const s
     for_blocks(blocks, [&](auto full, const Block& blk) {
         constexpr bool Full = decltype(full)::value;
         const int64_t c0 = blk.c0, n = blk.lanes;
+        {
+            V wa[9], wv[9];
+            for (int k = 0; k < 9; ++k) {
+                wa[k] = ldb<Full, S, V>(w9 + k * C + c0, n);
+                wv[k] = ldb<Full, S, V>(w9 + k * C + h + c0, n);
+            }
+            for (int64_t j = 0; j < Wd; ++j) {
+                V a = V{}, v = V{};
+                for_taps(H, Wd, i, j, [&](int k, int64_t p) {
+                    const S* px = ub + p * C;
+                    a += wa[k] * ldb<Full, S, V>(px + c0, n);
+                    v += wv[k] * ldb<Full, S, V>(px + h + c0, n);
+                });
+                V ge, dge;
+                vgelu_and_grad(a, ge, dge);
+                const V gg = ldb<Full, S, V>(gb + (i * Wd + j) * h + c0, n);
+                stb<Full>(dst + j * C + c0, gg * v * dge, n);  // dL/da
+                stb<Full>(dst + j * C + h + c0, gg * ge, n);   // dL/dv
+            }
+        }
+        if (!accumulate) return;
         const V mask = own_lanes<S, V>(blk, h);
         V acc_a[9], acc_b[9];
         for (int k = 0; k < 9; ++k) acc_a[k] = acc_b[k] = V{};
         for (int64_t j = 0; j < Wd; ++j) {
-            V a, v;
-            dw_pair<Full, S, V>(ub, w9, H, Wd, C, h, i, j, c0, n, a, v);
-            V ge, dge;
-            vgelu_and_grad(a, ge, dge);
-            const V gg = ldb<Full, S, V>(gb + (i * Wd + j) * h + c0, n);
-            const V ga = gg * v * dge, gv = gg * ge;
-            stb<Full>(dst + j * C + c0, ga, n);
-            stb<Full>(dst + j * C + h + c0, gv, n);
-            if (!accumulate) continue;
-            const V ma = ga * mask, mv = gv * mask;
+            const V ma = ldb<Full, S, V>(dst + j * C + c0, n) * mask, mv = ldb<Full, S, V>(dst + j * C + h + c0, n) * mask;
             for_taps(H, Wd, i, j, [&](int k, int64_t p) {  // the same taps as dw_pair's
                 acc_a[k] += ma * ldb<Full, S, V>(ub + p * C + c0, n);
                 acc_b[k] += mv * ldb<Full, S, V>(ub + p * C + h + c0, n);
             });
         }
-        if (!accumulate) return;
         for (int k = 0; k < 9; ++k) {
             S* da = dwt + k * C + c0;
             S* dv = dwt + k * C + h + c0;
@@ -868,14 +895,17 @@ void gated_gy_row(const S* ub, const S* gb, const S* w9, S* dst, S* dwt, const s
 }
 
 // du row q from gy rows q - 1, q, q + 1 (rows[0..2]; null outside the image): the adjoint of the depthwise
-// 3x3 with zero padding, du[q][j] = sum_{di,dj} w[di][dj] gy[q - di][j - dj]
+// 3x3 with zero padding, du[q][j] = sum_{di,dj} w[di][dj] gy[q - di][j - dj]; a channel block at a time, its
+// 9 weight vectors in registers
 template <typename S, typename V>
 void dw_adjoint_row(const S* const rows[3], const S* w9, S* dst, const std::vector<Block>& blocks, int64_t Wd,
                     int64_t C) {
-    for (int64_t j = 0; j < Wd; ++j)
-        for_blocks(blocks, [&](auto full, const Block& blk) {
-            constexpr bool Full = decltype(full)::value;
-            const int64_t c0 = blk.c0, n = blk.lanes;
+    for_blocks(blocks, [&](auto full, const Block& blk) {
+        constexpr bool Full = decltype(full)::value;
+        const int64_t c0 = blk.c0, n = blk.lanes;
+        V wk[9];
+        for (int k = 0; k < 9; ++k) wk[k] = ldb<Full, S, V>(w9 + k * C + c0, n);
+        for (int64_t j = 0; j < Wd; ++j) {
             V acc = V{};
             for (int di = -1; di <= 1; ++di) {
                 const S* src = rows[1 - di];  // gy row q - di
@@ -883,12 +913,12 @@ void dw_adjoint_row(const S* const rows[3], const S* w9, S* dst, const std::vect
                 for (int dj = -1; dj <= 1; ++dj) {
                     const int64_t jj = j - dj;
                     if (jj < 0 || jj >= Wd) continue;
-                    const int k = (di + 1) * 3 + (dj + 1);
-                    acc += ldb<Full, S, V>(w9 + k * C + c0, n) * ldb<Full, S, V>(src + jj * C + c0, n);
+                    acc += wk[(di + 1) * 3 + (dj + 1)] * ldb<Full, S, V>(src + jj * C + c0, n);
                 }
             }
             stb<Full>(dst + j * C + c0, acc, n);
-        });
+        }
+    });
 }
 
 template <typename S>
