@@ -56,11 +56,13 @@ def build(source: str, out: Path, openmp: bool) -> ctypes.CDLL:
 
 
 def library_at(rev: str, work: Path) -> ctypes.CDLL:
-    """The kernel library as of git revision ``rev`` (its source, today's flags without OpenMP)."""
+    """The kernel library as of git revision ``rev``: its source, today's flags, and OpenMP where that source
+    uses it (as padm built it then: before OpenMP the kernels started their own threads; built without
+    ``-fopenmp`` a later source would run its parallel loops on one thread)."""
     old = subprocess.run(["git", "show", f"{rev}:{SOURCE}"], cwd=ROOT, capture_output=True, text=True, check=False)
     if old.returncode != 0:
         raise click.UsageError(f"git revision {rev!r}: {old.stderr.strip() or 'git failed'}")
-    return build(old.stdout, work / f"kernels_{rev}.so", openmp=False)
+    return build(old.stdout, work / f"kernels_{rev}.so", openmp="#pragma omp" in old.stdout)
 
 
 def workload(name: str):
