@@ -767,17 +767,29 @@ inline void for_taps(int64_t H, int64_t Wd, int64_t i, int64_t j, F&& fn) {
     }
 }
 
+// The 9 tap weights of channel block [c0, c0 + n) of the first half (a) and of the second half (g) of w9
+// (9, C), loaded once per block and row and held in vector registers while the row is swept
+template <bool Full, typename S, typename V>
+struct PairTaps {
+    V a[9], g[9];
+    PairTaps(const S* w9, int64_t C, int64_t h, int64_t c0, int64_t n) {
+        for (int k = 0; k < 9; ++k) {
+            a[k] = ldb<Full, S, V>(w9 + k * C + c0, n);
+            g[k] = ldb<Full, S, V>(w9 + k * C + h + c0, n);
+        }
+    }
+};
+
 // v = dw3x3(u) at pixel (i, j) for channels c0 .. c0 + n - 1 (a) and h + c0 .. (g); zero padding
 template <bool Full, typename S, typename V>
-inline void dw_pair(const S* ub, const S* w9, int64_t H, int64_t Wd, int64_t C, int64_t h, int64_t i, int64_t j,
-                    int64_t c0, int64_t n, V& a, V& g) {
+inline void dw_pair(const S* ub, const PairTaps<Full, S, V>& w, int64_t H, int64_t Wd, int64_t C, int64_t h, int64_t i,
+                    int64_t j, int64_t c0, int64_t n, V& a, V& g) {
     a = V{};
     g = V{};
     for_taps(H, Wd, i, j, [&](int k, int64_t p) {
         const S* px = ub + p * C;
-        const S* wt = w9 + k * C;
-        a += ldb<Full, S, V>(wt + c0, n) * ldb<Full, S, V>(px + c0, n);
-        g += ldb<Full, S, V>(wt + h + c0, n) * ldb<Full, S, V>(px + h + c0, n);
+        a += w.a[k] * ldb<Full, S, V>(px + c0, n);
+        g += w.g[k] * ldb<Full, S, V>(px + h + c0, n);
     });
 }
 
@@ -790,23 +802,14 @@ void gated_dw3x3(const S* u, const S* w9, S* out, int64_t batch, int64_t H, int6
         const int64_t b = row / H, i = row % H;
         const S* ub = u + b * H * Wd * C;
         S* ob = out + (b * H + i) * Wd * h;
-        // a channel block at a time along the row, its 18 weight vectors held in registers (loaded once per
-        // block and row instead of once per pixel); the taps are summed in the same order as dw_pair's
+        // a channel block at a time along the row, its weights in registers
         for_blocks(blocks, [&](auto full, const Block& blk) {
             constexpr bool Full = decltype(full)::value;
             const int64_t c0 = blk.c0, n = blk.lanes;
-            V wa[9], wg[9];
-            for (int k = 0; k < 9; ++k) {
-                wa[k] = ldb<Full, S, V>(w9 + k * C + c0, n);
-                wg[k] = ldb<Full, S, V>(w9 + k * C + h + c0, n);
-            }
+            const PairTaps<Full, S, V> w(w9, C, h, c0, n);
             for (int64_t j = 0; j < Wd; ++j) {
-                V a = V{}, g = V{};
-                for_taps(H, Wd, i, j, [&](int k, int64_t p) {
-                    const S* px = ub + p * C;
-                    a += wa[k] * ldb<Full, S, V>(px + c0, n);
-                    g += wg[k] * ldb<Full, S, V>(px + h + c0, n);
-                });
+                V a, g;
+                dw_pair<Full, S, V>(ub, w, H, Wd, C, h, i, j, c0, n, a, g);
                 stb<Full>(ob + j * h + c0, vgelu(a) * g, n);
             }
         });
@@ -844,9 +847,8 @@ inline V own_lanes(const Block& blk, int64_t n) {
 // u (batch, H, W, 2h), g (batch, H, W, h), du (batch, H, W, 2h) contiguous; dw_buf zeroed (nthreads, 9, 2h).
 
 // gy of row i (all W pixels) into dst; with accumulate, its dw terms into dwt.  A channel block at a time:
-// first gy along the row (the block's 18 weight vectors held in registers, the taps summed in dw_pair's
-// order), then the row's dw terms from the gy just written (each tap's sum over j in the same order as
-// before), so neither loop needs more vector registers than there are.
+// first gy along the row (the block's weights in registers, PairTaps), then the row's dw terms from the
+// gy just written, so neither loop needs more vector registers than there are.
 template <typename S, typename V>
 void gated_gy_row(const S* ub, const S* gb, const S* w9, S* dst, S* dwt, const std::vector<Block>& blocks, int64_t H,
                   int64_t Wd, int64_t h, int64_t i, bool accumulate) {
@@ -855,18 +857,10 @@ void gated_gy_row(const S* ub, const S* gb, const S* w9, S* dst, S* dwt, const s
         constexpr bool Full = decltype(full)::value;
         const int64_t c0 = blk.c0, n = blk.lanes;
         {
-            V wa[9], wv[9];
-            for (int k = 0; k < 9; ++k) {
-                wa[k] = ldb<Full, S, V>(w9 + k * C + c0, n);
-                wv[k] = ldb<Full, S, V>(w9 + k * C + h + c0, n);
-            }
+            const PairTaps<Full, S, V> w(w9, C, h, c0, n);
             for (int64_t j = 0; j < Wd; ++j) {
-                V a = V{}, v = V{};
-                for_taps(H, Wd, i, j, [&](int k, int64_t p) {
-                    const S* px = ub + p * C;
-                    a += wa[k] * ldb<Full, S, V>(px + c0, n);
-                    v += wv[k] * ldb<Full, S, V>(px + h + c0, n);
-                });
+                V a, v;
+                dw_pair<Full, S, V>(ub, w, H, Wd, C, h, i, j, c0, n, a, v);
                 V ge, dge;
                 vgelu_and_grad(a, ge, dge);
                 const V gg = ldb<Full, S, V>(gb + (i * Wd + j) * h + c0, n);
