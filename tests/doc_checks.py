@@ -334,6 +334,23 @@ def gated_ffn_conv_gradient_is_autograd():
         _close(a, b)
 
 
+def layer_norm_gradient_is_autograd():
+    """(9) the GDRSS block's LayerNorms over the channels of each pixel or token: the fused kernels'
+    output and hand-written backward equal ``F.layer_norm`` and autograd through it."""
+    from padm.ops import _native
+    from padm.ops.norm import layer_norm, layer_norm_ref
+
+    x = (_rand(3, 7, 20, seed=64) * 4 - 1).requires_grad_()  # 20 channels: whole vectors and a ragged end
+    w, b = _rand(20, seed=65).requires_grad_(), _rand(20, seed=66).requires_grad_()
+    g = _rand(3, 7, 20, seed=67)
+    fused, ref = layer_norm(x, w, b), layer_norm_ref(x, w, b)
+    if _native.available():
+        assert type(fused.grad_fn).__name__ == "_LayerNormRowsBackward"
+    _close(fused, ref)
+    for a, c in zip(torch.autograd.grad(fused, (x, w, b), g), torch.autograd.grad(ref, (x, w, b), g)):
+        _close(a, c)
+
+
 def causal_conv1d_is_a_causal_shifted_sum():
     """(S5) y_t = b + Σ_k w_k x_{t−K+1+k}: the kernels equal the definition, and y_t ignores x_{>t}."""
     from padm.ops.scan import causal_conv1d, causal_conv1d_ref

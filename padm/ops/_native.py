@@ -25,7 +25,7 @@ from pathlib import Path
 
 from padm.fileio import atomic_write
 
-_SOURCE = Path(__file__).with_name("csrc") / "selective_scan.cpp"  # scan, causal conv1d, gated dw conv
+_SOURCE = Path(__file__).with_name("csrc") / "selective_scan.cpp"  # scan, conv1d, gated dw conv, LayerNorm
 _FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-Wno-psabi", "-std=c++17", "-shared", "-fPIC", "-pthread"]
 # OpenMP: the kernels' threads are then those of the OpenMP runtime PyTorch loaded (see parallel_tasks in
 # the source); a compiler without it builds the std::thread version
@@ -91,6 +91,8 @@ def _declare(lib: ctypes.CDLL, strict: bool = True) -> None:
         signatures[f"padm_conv_bwd_{suffix}"] = ([p, i64p, p, p, p, i64p, i32, p, p, p, i64p, i32], None)
         signatures[f"padm_gated_dw_{suffix}"] = ([p, p, p, i64, i64, i64, i64, i32], None)
         signatures[f"padm_gated_dw_bwd_{suffix}"] = ([p, p, p, p, p, i64, i64, i64, i64, i32], None)
+        signatures[f"padm_layer_norm_{suffix}"] = ([p, p, p, p, p, p, i64, i64, ctypes.c_double, i32], None)
+        signatures[f"padm_layer_norm_bwd_{suffix}"] = ([p, p, p, p, p, p, p, p, i64, i64, i32], None)
     for name, (argtypes, restype) in signatures.items():
         if not strict and not hasattr(lib, name):
             continue
@@ -133,6 +135,13 @@ def load() -> ctypes.CDLL | None:
 
 def available() -> bool:
     return load() is not None
+
+
+def has(name: str) -> bool:
+    """Whether the loaded library exports ``name`` (an older build, as ``scripts/bench_train.py
+    --baseline-kernels`` loads, may lack the newer kernels)."""
+    lib = load()
+    return lib is not None and hasattr(lib, name)
 
 
 def unavailable_reason() -> str | None:

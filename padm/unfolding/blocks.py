@@ -4,6 +4,7 @@ r"""Building blocks of the SFPM proximal network and the APGD step-size network.
 block              role
 =================  ===========================================================================
 ``LayerNorm2d``    LayerNorm over the channels of every pixel (biased variance, eps 1e-5)
+``TokenNorm``      ``nn.LayerNorm`` over the channels of tokens (N, L, C), through the fused op
 ``MambaMixer``     the selective state-space model over a token sequence (Mamba, one direction)
 ``GDRSS``          the dual-branch CNN × SSM block: a gated local conv branch times the SSM
                    branch over the row-major pixel sequence, then a gated feed-forward network
@@ -30,6 +31,7 @@ from torch import Tensor
 
 from padm.ops.fourier import amplitude_phase_fuse
 from padm.ops.gated import gated_dwconv
+from padm.ops.norm import layer_norm
 from padm.ops.scan import causal_conv1d, selective_scan
 
 
@@ -48,9 +50,17 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x.permute(0, 2, 3, 1)  # (N, H, W, C)
-        x = F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps)
+        x = x.permute(0, 2, 3, 1)  # (N, H, W, C), contiguous rows when x is channels-last
+        x = layer_norm(x, self.weight, self.bias, self.eps)  # padm.ops.norm: F.layer_norm, fused on the CPU
         return x.permute(0, 3, 1, 2)
+
+
+class TokenNorm(nn.LayerNorm):
+    """``nn.LayerNorm(c)`` over tokens (N, L, c) -> (N, L, c), the same parameters and state-dict keys,
+    computed by :func:`padm.ops.norm.layer_norm` (the fused CPU kernels where they apply)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return layer_norm(x, self.weight, self.bias, self.eps)
 
 
 class MambaMixer(nn.Module):
@@ -197,8 +207,8 @@ class GDRSS(nn.Module):
         self.norm1 = LayerNorm2d(c)
         self.ssm = ssm
         if ssm:
-            self.token_norm = nn.LayerNorm(c)
-            self.mixer_norm = nn.LayerNorm(c)
+            self.token_norm = TokenNorm(c)
+            self.mixer_norm = TokenNorm(c)
             self.mixer = MambaMixer(c, d_state, d_conv, expand)
         self.local = nn.Sequential(nn.Conv2d(c, c, 1), conv(c, c, 3, bias=True, groups=c))
         self.norm2 = LayerNorm2d(c)

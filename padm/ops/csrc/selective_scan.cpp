@@ -1,4 +1,5 @@
 // Fused selective scan for the CPU: forward and backward, never materialising (L, D, N) tensors.
+// (Further down, the other fused CPU kernels: causal conv1d, gated depthwise 3x3, LayerNorm of rows.)
 //
 // Recurrence (one channel d, state size N, time t = 0..L-1, h_{-1} = 0 or a given initial state):
 //     a_t[n] = exp(delta_t * A[n])                       (zero-order-hold discretisation of A)
@@ -949,6 +950,192 @@ void gated_dw3x3_bwd(const S* u, const S* w9, const S* g, S* du, S* dw_buf, int6
     });
 }
 
+// ------------------------------------------------------------------------------------------------------
+// LayerNorm over the last dimension of contiguous rows (the channels of channels-last pixels, tokens):
+//     mu = mean_c x[c],   rstd = 1 / sqrt(mean_c (x[c] - mu)^2 + eps),   y[c] = (x[c] - mu) rstd w[c] + b[c]
+// (two passes over the row; the same values as torch's kernel to rounding).  Backward, with
+// xhat = (x - mu) rstd and gw = g w:
+//     dx = rstd (gw - mean_c(gw) - xhat mean_c(gw xhat)),   dw[c] += g[c] xhat[c],   db[c] += g[c]
+// PyTorch's CPU kernels walk a row of the small model's 16 or 32 channels with too little work per call to
+// pay for their set-up; here a row is one or a few vectors.  A task is a run of LR rows; a row's channels
+// are channel_blocks (a ragged end's overlapping block rewrites the same outputs and counts only its own
+// lanes in the sums: row_masks).
+
+constexpr int64_t LR = 256;  // rows per task
+
+// per channel block: 1 in the lanes that are its own (see own_lanes) and inside the row, else 0
+template <typename S, typename V>
+std::vector<V> row_masks(const std::vector<Block>& blocks, int64_t C) {
+    std::vector<V> out;
+    for (const Block& blk : blocks) {
+        V m = own_lanes<S, V>(blk, C);
+        for (int64_t j = blk.lanes; j < W; ++j) m[j] = S(0);
+        out.push_back(m);
+    }
+    return out;
+}
+
+// sqrt lane by lane (vectorised by the compiler: -fno-math-errno)
+template <typename V>
+inline V vsqrt(V v) {
+    for (int j = 0; j < W; ++j) v[j] = std::sqrt(v[j]);
+    return v;
+}
+
+// Rows go sixteen at a time (a group): each row's partial sums are one vector, and reduce16 turns the
+// sixteen into one vector of row sums (lane k: row k), so no row waits on its own horizontal sum.
+// Rows of NB whole vectors (C = 16 NB, NB <= 4: the small model's 16, 32, 64 channels) take a path with
+// the block loop unrolled and no masks; any other C the general one (masked ragged blocks).
+
+// fn(block index, c0, whole) over a row's channel blocks: NB > 0 fixed whole blocks, else `blocks`
+template <int NB, typename F>
+inline void row_blocks(const std::vector<Block>& blocks, F&& fn) {
+    if constexpr (NB > 0) {
+        for (int i = 0; i < NB; ++i) fn(i, int64_t(i) * W, std::true_type{});
+    } else {
+        for (size_t i = 0; i < blocks.size(); ++i) {
+            if (blocks[i].lanes == W) fn(int(i), blocks[i].c0, std::true_type{});
+            else fn(int(i), blocks[i].c0, std::false_type{});
+        }
+    }
+}
+
+template <int NB, typename S>
+void layer_norm_rows_nb(const S* x, const S* w, const S* b, S* y, S* mean, S* rstd, int64_t rows, int64_t C, S eps,
+                        int nthreads) {
+    using V = typename Lanes<S>::V;
+    const auto blocks = channel_blocks(C);
+    const auto masks = row_masks<S, V>(blocks, C);
+    const S inv = S(1) / S(C);
+    // the block's mask (all ones on the fixed path), its lanes
+    auto mask = [&](int i) -> V { if constexpr (NB > 0) return V{} + S(1); else return masks[i]; };
+    auto lanes = [&](int i) -> int64_t { if constexpr (NB > 0) return W; else return blocks[i].lanes; };
+    parallel_tasks((rows + LR - 1) / LR, nthreads, [&](int, int64_t task) {
+        const int64_t end = std::min(rows, (task + 1) * LR);
+        for (int64_t r0 = task * LR; r0 < end; r0 += W) {
+            const int64_t nr = std::min<int64_t>(W, end - r0);  // rows of this group
+            V s[W];
+            for (int k = 0; k < W; ++k) s[k] = V{};
+            for (int k = 0; k < nr; ++k) {
+                const S* xr = x + (r0 + k) * C;
+                row_blocks<NB>(blocks, [&](int i, int64_t c0, auto full) {
+                    s[k] += ldb<decltype(full)::value, S, V>(xr + c0, lanes(i)) * mask(i);
+                });
+            }
+            const V mu = reduce16(s) * inv;  // lane k: the mean of row r0 + k
+            for (int k = 0; k < nr; ++k) {
+                const S* xr = x + (r0 + k) * C;
+                V acc = V{};
+                row_blocks<NB>(blocks, [&](int i, int64_t c0, auto full) {
+                    const V d = (ldb<decltype(full)::value, S, V>(xr + c0, lanes(i)) - mu[k]) * mask(i);
+                    acc += d * d;
+                });
+                s[k] = acc;
+            }
+            const V rs = S(1) / vsqrt(reduce16(s) * inv + eps);
+            for (int k = 0; k < nr; ++k) {
+                const S* xr = x + (r0 + k) * C;
+                S* yr = y + (r0 + k) * C;
+                row_blocks<NB>(blocks, [&](int i, int64_t c0, auto full) {
+                    constexpr bool Full = decltype(full)::value;
+                    const V xv = ldb<Full, S, V>(xr + c0, lanes(i));
+                    stb<Full>(yr + c0, (xv - mu[k]) * rs[k] * ldb<Full, S, V>(w + c0, lanes(i)) + ldb<Full, S, V>(b + c0, lanes(i)),
+                              lanes(i));
+                });
+            }
+            if (nr == W) {
+                vstore(mean + r0, mu);
+                vstore(rstd + r0, rs);
+            } else {
+                store_lanes(mean + r0, mu, nr);
+                store_lanes(rstd + r0, rs, nr);
+            }
+        }
+    });
+}
+
+// dw_buf, db_buf: zeroed (nthreads, C), each thread adds its rows' terms to its own row
+template <int NB, typename S>
+void layer_norm_rows_bwd_nb(const S* x, const S* w, const S* g, const S* mean, const S* rstd, S* dx, S* dw_buf,
+                            S* db_buf, int64_t rows, int64_t C, int nthreads) {
+    using V = typename Lanes<S>::V;
+    const auto blocks = channel_blocks(C);
+    const auto masks = row_masks<S, V>(blocks, C);
+    const S inv = S(1) / S(C);
+    auto mask = [&](int i) -> V { if constexpr (NB > 0) return V{} + S(1); else return masks[i]; };
+    auto lanes = [&](int i) -> int64_t { if constexpr (NB > 0) return W; else return blocks[i].lanes; };
+    parallel_tasks((rows + LR - 1) / LR, nthreads, [&](int tid, int64_t task) {
+        std::vector<V> accw(blocks.size(), V{}), accb(blocks.size(), V{});
+        const int64_t end = std::min(rows, (task + 1) * LR);
+        for (int64_t r0 = task * LR; r0 < end; r0 += W) {
+            const int64_t nr = std::min<int64_t>(W, end - r0);
+            const V mu = load_lanes<S, V>(mean + r0, 1, nr), rs = load_lanes<S, V>(rstd + r0, 1, nr);
+            V s1[W], s2[W];
+            for (int k = 0; k < W; ++k) s1[k] = s2[k] = V{};
+            for (int k = 0; k < nr; ++k) {
+                const S* xr = x + (r0 + k) * C;
+                const S* gr = g + (r0 + k) * C;
+                V a1 = V{}, a2 = V{};
+                row_blocks<NB>(blocks, [&](int i, int64_t c0, auto full) {
+                    constexpr bool Full = decltype(full)::value;
+                    const V xh = (ldb<Full, S, V>(xr + c0, lanes(i)) - mu[k]) * rs[k];
+                    const V gv = ldb<Full, S, V>(gr + c0, lanes(i)) * mask(i);
+                    const V gw = gv * ldb<Full, S, V>(w + c0, lanes(i));
+                    a1 += gw;
+                    a2 += gw * xh;
+                    accw[i] += gv * xh;
+                    accb[i] += gv;
+                });
+                s1[k] = a1;
+                s2[k] = a2;
+            }
+            const V m1 = reduce16(s1) * inv, m2 = reduce16(s2) * inv;  // lane k: row r0 + k
+            for (int k = 0; k < nr; ++k) {
+                const S* xr = x + (r0 + k) * C;
+                const S* gr = g + (r0 + k) * C;
+                S* dxr = dx + (r0 + k) * C;
+                row_blocks<NB>(blocks, [&](int i, int64_t c0, auto full) {
+                    constexpr bool Full = decltype(full)::value;
+                    const V xh = (ldb<Full, S, V>(xr + c0, lanes(i)) - mu[k]) * rs[k];
+                    const V gw = ldb<Full, S, V>(gr + c0, lanes(i)) * ldb<Full, S, V>(w + c0, lanes(i));
+                    stb<Full>(dxr + c0, rs[k] * (gw - m1[k] - xh * m2[k]), lanes(i));
+                });
+            }
+        }
+        // the thread's sums (masked lanes hold zeros: each channel counted once)
+        for (size_t i = 0; i < blocks.size(); ++i) {
+            for (int64_t j = 0; j < blocks[i].lanes; ++j) {
+                dw_buf[tid * C + blocks[i].c0 + j] += accw[i][j];
+                db_buf[tid * C + blocks[i].c0 + j] += accb[i][j];
+            }
+        }
+    });
+}
+
+template <typename S>
+void layer_norm_rows(const S* x, const S* w, const S* b, S* y, S* mean, S* rstd, int64_t rows, int64_t C, S eps,
+                     int nthreads) {
+    switch (C % W == 0 ? C / W : 0) {
+        case 1: return layer_norm_rows_nb<1>(x, w, b, y, mean, rstd, rows, C, eps, nthreads);
+        case 2: return layer_norm_rows_nb<2>(x, w, b, y, mean, rstd, rows, C, eps, nthreads);
+        case 3: return layer_norm_rows_nb<3>(x, w, b, y, mean, rstd, rows, C, eps, nthreads);
+        case 4: return layer_norm_rows_nb<4>(x, w, b, y, mean, rstd, rows, C, eps, nthreads);
+        default: return layer_norm_rows_nb<0>(x, w, b, y, mean, rstd, rows, C, eps, nthreads);
+    }
+}
+
+template <typename S>
+void layer_norm_rows_bwd(const S* x, const S* w, const S* g, const S* mean, const S* rstd, S* dx, S* dw_buf,
+                         S* db_buf, int64_t rows, int64_t C, int nthreads) {
+    switch (C % W == 0 ? C / W : 0) {
+        case 1: return layer_norm_rows_bwd_nb<1>(x, w, g, mean, rstd, dx, dw_buf, db_buf, rows, C, nthreads);
+        case 2: return layer_norm_rows_bwd_nb<2>(x, w, g, mean, rstd, dx, dw_buf, db_buf, rows, C, nthreads);
+        case 3: return layer_norm_rows_bwd_nb<3>(x, w, g, mean, rstd, dx, dw_buf, db_buf, rows, C, nthreads);
+        case 4: return layer_norm_rows_bwd_nb<4>(x, w, g, mean, rstd, dx, dw_buf, db_buf, rows, C, nthreads);
+        default: return layer_norm_rows_bwd_nb<0>(x, w, g, mean, rstd, dx, dw_buf, db_buf, rows, C, nthreads);
+    }
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------------------------------------------
@@ -1052,6 +1239,26 @@ void padm_gated_dw_bwd_f32(const float* u, const float* w9, const float* g, floa
 void padm_gated_dw_bwd_f64(const double* u, const double* w9, const double* g, double* du, double* dw_buf,
                            int64_t batch, int64_t H, int64_t Wd, int64_t h, int nthreads) {
     gated_dw3x3_bwd<double>(u, w9, g, du, dw_buf, batch, H, Wd, h, nthreads);
+}
+
+// LayerNorm over rows: x, y, g, dx (rows, C) contiguous; w, b (C); mean, rstd (rows); dw_buf, db_buf zeroed
+// (nthreads, C).
+void padm_layer_norm_f32(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd,
+                         int64_t rows, int64_t C, double eps, int nthreads) {
+    layer_norm_rows<float>(x, w, b, y, mean, rstd, rows, C, static_cast<float>(eps), nthreads);
+}
+void padm_layer_norm_f64(const double* x, const double* w, const double* b, double* y, double* mean, double* rstd,
+                         int64_t rows, int64_t C, double eps, int nthreads) {
+    layer_norm_rows<double>(x, w, b, y, mean, rstd, rows, C, eps, nthreads);
+}
+void padm_layer_norm_bwd_f32(const float* x, const float* w, const float* g, const float* mean, const float* rstd,
+                             float* dx, float* dw_buf, float* db_buf, int64_t rows, int64_t C, int nthreads) {
+    layer_norm_rows_bwd<float>(x, w, g, mean, rstd, dx, dw_buf, db_buf, rows, C, nthreads);
+}
+void padm_layer_norm_bwd_f64(const double* x, const double* w, const double* g, const double* mean,
+                             const double* rstd, double* dx, double* dw_buf, double* db_buf, int64_t rows, int64_t C,
+                             int nthreads) {
+    layer_norm_rows_bwd<double>(x, w, g, mean, rstd, dx, dw_buf, db_buf, rows, C, nthreads);
 }
 
 }  // extern "C"
