@@ -10,17 +10,20 @@ is compared with the baseline's.  (The VM's speed drifts by ±15 % over minutes;
 after the other instead would measure the drift.)  Variants:
 
 =================  =====================================================================================
-``baseline``       the engine's path: NCHW model and input, AdamW (for-each), Python's GC on
+``baseline``       the engine's path: NCHW model and input, the fused training kernels (gated
+                   convolution, LayerNorm), AdamW fused with for-each clipping, Python's GC on
 ``pytorch-ops``    the fused training kernels off (``--no-fused-train-ops``): PyTorch's ops train the
-                   gated depthwise convolution, as before those kernels existed
+                   gated depthwise convolution and the LayerNorms, as before those kernels existed
+``reference-norm`` only the LayerNorms through PyTorch's op (``F.layer_norm``)
+``loop-adamw``     AdamW's per-tensor loop and per-tensor clipping (PyTorch's CPU defaults)
 ``channels-last``  model and crops converted to channels-last memory
-``fused-adamw``    ``torch.optim.AdamW(fused=True)``
 ``no-gc``          Python's cyclic garbage collector off during the step
 =================  =====================================================================================
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import statistics
 import time
@@ -29,11 +32,25 @@ import click
 import torch
 
 from padm.engine.losses import unfolding_loss
-from padm.ops import backend
+from padm.ops import backend, norm
 from padm.unfolding.tasks import get_task
 from padm.unfolding.tasks.base import Sample
 
-VARIANTS = ("baseline", "pytorch-ops", "channels-last", "fused-adamw", "no-gc")
+VARIANTS = ("baseline", "pytorch-ops", "reference-norm", "loop-adamw", "channels-last", "no-gc")
+
+
+@contextlib.contextmanager
+def _norm_path(variant: str):
+    """For ``reference-norm``, the LayerNorms through ``F.layer_norm`` (the fused op's own fallback)."""
+    if variant != "reference-norm":
+        yield
+        return
+    fused_ok = norm._fused_ok
+    norm._fused_ok = lambda *args: False
+    try:
+        yield
+    finally:
+        norm._fused_ok = fused_ok
 
 
 def make_step(variant: str, preset: str, patch: int, batch: int):
@@ -46,18 +63,19 @@ def make_step(variant: str, preset: str, patch: int, batch: int):
     if variant == "channels-last":
         model = model.to(memory_format=torch.channels_last)
         clean, rainy = (t.contiguous(memory_format=torch.channels_last) for t in (clean, rainy))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, **({"fused": True} if variant == "fused-adamw" else {}))
+    fused_opt = variant not in ("loop-adamw", "pytorch-ops")  # as padm.engine.train.fused_cpu_optimizer
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, **({"fused": True} if fused_opt else {}))
     sample = Sample(rainy, clean, None)
 
     def step() -> float:
         if variant == "no-gc":
             gc.disable()
         try:
-            with backend.use("auto", training_kernels=variant != "pytorch-ops"):
+            with backend.use("auto", training_kernels=variant != "pytorch-ops"), _norm_path(variant):
                 out = model(task.inputs(sample.degraded, sample.aux))
                 loss, _ = unfolding_loss(task.supervision(out, sample), 0.01)
                 loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True if fused_opt else None)
             opt.step()
             opt.zero_grad(set_to_none=True)
             return loss.item()

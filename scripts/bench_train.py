@@ -15,8 +15,8 @@ these modes existed) measured in the same run.  Modes:
 
 ===============  ===================================================================================
 ``fp32``         the baseline: one process, all threads, float32, PyTorch's ops for the gated depthwise
-                 convolution (``--no-fused-train-ops``)
-``fused``        ``fp32`` with the fused gated-convolution kernels (``--fused-train-ops``)
+                 convolution and the LayerNorms, AdamW's per-tensor loop (``--no-fused-train-ops``)
+``fused``        ``fp32`` with the fused training kernels and AdamW's fused update (``--fused-train-ops``)
 ``bf16``         one process, bfloat16 autocast on the CPU (``--cpu-bf16``)
 ``procs``        one process per core, each with one thread and a share of the batch (``--procs 0``)
 ``procs+fused``  both: ``padm train``'s default on a CPU
@@ -25,8 +25,9 @@ these modes existed) measured in the same run.  Modes:
 ``procs+w1``     ``procs`` with one DataLoader worker per process
 ===============  ===================================================================================
 
-Modes without ``fused`` in their name train the gated convolution through PyTorch's ops (under
-bfloat16 it always does: the kernels are float32/float64).
+Modes without ``fused`` in their name train the gated convolution and the LayerNorms through PyTorch's
+ops and AdamW through its per-tensor loop (under bfloat16 the layers always do: the kernels are
+float32/float64).
 
 ``--baseline-kernels REV`` runs the ``fp32`` mode with the fused-kernel library built from
 ``padm/ops/csrc/selective_scan.cpp`` as of git revision ``REV`` (the scan and conv1d of that time),
