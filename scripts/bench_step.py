@@ -9,16 +9,18 @@ at the same moment: the variants run one step each in turn, ``--repeats`` times,
 is compared with the baseline's.  (The VM's speed drifts by ±15 % over minutes; timing the variants one
 after the other instead would measure the drift.)  Variants:
 
-=================  =====================================================================================
-``baseline``       the engine's path: NCHW model and input, the fused training kernels (gated
-                   convolution, LayerNorm), AdamW fused with for-each clipping, Python's GC on
-``pytorch-ops``    the fused training kernels off (``--no-fused-train-ops``): PyTorch's ops train the
-                   gated depthwise convolution and the LayerNorms, as before those kernels existed
-``reference-norm`` only the LayerNorms through PyTorch's op (``F.layer_norm``)
-``loop-adamw``     AdamW's per-tensor loop and per-tensor clipping (PyTorch's CPU defaults)
-``channels-last``  model and crops converted to channels-last memory
-``no-gc``          Python's cyclic garbage collector off during the step
-=================  =====================================================================================
+===================  ===================================================================================
+``baseline``         the engine's path: NCHW model and input, the fused training kernels (gated
+                     convolution, LayerNorm, dropout), AdamW fused with for-each clipping, Python's GC on
+``pytorch-ops``      the fused training kernels off (``--no-fused-train-ops``): PyTorch's ops train the
+                     gated depthwise convolution, the LayerNorms and the dropouts, as before those
+                     kernels existed
+``reference-norm``   only the LayerNorms through PyTorch's op (``F.layer_norm``)
+``pytorch-dropout``  only the residual dropouts through PyTorch's ``x + F.dropout(y)``
+``loop-adamw``       AdamW's per-tensor loop and per-tensor clipping (PyTorch's CPU defaults)
+``channels-last``    model and crops converted to channels-last memory
+``no-gc``            Python's cyclic garbage collector off during the step
+===================  ===================================================================================
 """
 
 from __future__ import annotations
@@ -32,25 +34,26 @@ import click
 import torch
 
 from padm.engine.losses import unfolding_loss
-from padm.ops import backend, norm
+from padm.ops import backend, dropout, norm
 from padm.unfolding.tasks import get_task
 from padm.unfolding.tasks.base import Sample
 
-VARIANTS = ("baseline", "pytorch-ops", "reference-norm", "loop-adamw", "channels-last", "no-gc")
+VARIANTS = ("baseline", "pytorch-ops", "reference-norm", "pytorch-dropout", "loop-adamw", "channels-last", "no-gc")
 
 
 @contextlib.contextmanager
-def _norm_path(variant: str):
-    """For ``reference-norm``, the LayerNorms through ``F.layer_norm`` (the fused op's own fallback)."""
-    if variant != "reference-norm":
+def _op_path(variant: str):
+    """For ``reference-norm`` / ``pytorch-dropout``, that op through its PyTorch fallback."""
+    module = {"reference-norm": norm, "pytorch-dropout": dropout}.get(variant)
+    if module is None:
         yield
         return
-    fused_ok = norm._fused_ok
-    norm._fused_ok = lambda *args: False
+    fused_ok = module._fused_ok
+    module._fused_ok = lambda *args: False
     try:
         yield
     finally:
-        norm._fused_ok = fused_ok
+        module._fused_ok = fused_ok
 
 
 def make_step(variant: str, preset: str, patch: int, batch: int):
@@ -71,7 +74,7 @@ def make_step(variant: str, preset: str, patch: int, batch: int):
         if variant == "no-gc":
             gc.disable()
         try:
-            with backend.use("auto", training_kernels=variant != "pytorch-ops"), _norm_path(variant):
+            with backend.use("auto", training_kernels=variant != "pytorch-ops"), _op_path(variant):
                 out = model(task.inputs(sample.degraded, sample.aux))
                 loss, _ = unfolding_loss(task.supervision(out, sample), 0.01)
                 loss.backward()

@@ -351,6 +351,21 @@ def layer_norm_gradient_is_autograd():
         _close(a, c)
 
 
+def residual_dropout_keeps_and_scales():
+    """(9) x + Drop(y): every element is x + y / (1 − p) (kept) or x (dropped), the kernel equals its
+    PyTorch reference with the same hashed mask, and about 1 − p of the elements are kept."""
+    from padm.ops import _native
+    from padm.ops.dropout import dropout_add_ref, dropout_add_seeded, dropout_mask
+
+    x, y, p = _rand(1, 4, 9, 7, seed=68), _rand(1, 4, 9, 7, seed=69) + 1.0, 0.25
+    ref = dropout_add_ref(x, y, p, 3, 5)
+    kept = (ref - x - y / (1 - p)).abs() < 1e-12
+    assert bool((kept | ((ref - x).abs() < 1e-12)).all())
+    if _native.available():
+        _close(dropout_add_seeded(x, y, p, 3, 5), ref)
+    assert abs(dropout_mask(1 << 16, p, 3, 5).double().mean().item() - (1 - p)) < 0.01
+
+
 def causal_conv1d_is_a_causal_shifted_sum():
     """(S5) y_t = b + Σ_k w_k x_{t−K+1+k}: the kernels equal the definition, and y_t ignores x_{>t}."""
     from padm.ops.scan import causal_conv1d, causal_conv1d_ref

@@ -109,9 +109,9 @@ class TrainConfig:
     scan_backend: str = _help(f"run-time backend of the scan, conv1d and gated ops: {', '.join(BACKENDS)}",
                               default="auto", validator=attrs.validators.in_(BACKENDS))
     fused_train_ops: bool = _help("train through the fused CPU kernels (forward and backward) of the feed-forward "
-                                  "networks' gated depthwise convolution and of the LayerNorms, with AdamW's fused "
-                                  "update; off: PyTorch's ops, as before those kernels existed (the baseline of "
-                                  "scripts/bench_train.py)", default=True)
+                                  "networks' gated depthwise convolution, the LayerNorms and the residual "
+                                  "dropouts, with AdamW's fused update; off: PyTorch's ops, as before those "
+                                  "kernels existed (the baseline of scripts/bench_train.py)", default=True)
     amp: bool = _help("mixed precision on CUDA (never on CPU)", default=True)
     amp_dtype: str = _help("bfloat16 or float16 (float16 uses a gradient scaler)", default="bfloat16",
                            validator=attrs.validators.in_(("bfloat16", "float16")))

@@ -249,7 +249,7 @@ def describe_mode(cfg: TrainConfig, d: Dist) -> str:
         how += " (--cpu-bf16 asked for, but this CPU has no bfloat16 instructions)"
     per = rank_batch_size(cfg, d)
     ops = ("" if d.device.type == "cuda"
-           else ", fused kernels (gated conv, LayerNorm, AdamW)" if cfg.fused_train_ops else ", PyTorch ops")
+           else ", fused kernels (gated conv, LayerNorm, dropout, AdamW)" if cfg.fused_train_ops else ", PyTorch ops")
     return (f"training on {where}: {d.world} process(es) x {torch.get_num_threads()} thread(s), "
             f"{per} crop(s) per process per micro-step, {how}{ops}")
 

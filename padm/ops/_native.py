@@ -25,7 +25,7 @@ from pathlib import Path
 
 from padm.fileio import atomic_write
 
-_SOURCE = Path(__file__).with_name("csrc") / "selective_scan.cpp"  # scan, conv1d, gated dw conv, LayerNorm
+_SOURCE = Path(__file__).with_name("csrc") / "selective_scan.cpp"  # scan, conv1d, gated conv, LayerNorm, dropout
 _FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-Wno-psabi", "-std=c++17", "-shared", "-fPIC", "-pthread"]
 # OpenMP: the kernels' threads are then those of the OpenMP runtime PyTorch loaded (see parallel_tasks in
 # the source); a compiler without it builds the std::thread version
@@ -93,6 +93,8 @@ def _declare(lib: ctypes.CDLL, strict: bool = True) -> None:
         signatures[f"padm_gated_dw_bwd_{suffix}"] = ([p, p, p, p, p, i64, i64, i64, i64, i32], None)
         signatures[f"padm_layer_norm_{suffix}"] = ([p, p, p, p, p, p, i64, i64, ctypes.c_double, i32], None)
         signatures[f"padm_layer_norm_bwd_{suffix}"] = ([p, p, p, p, p, p, p, p, i64, i64, i32], None)
+        u32 = ctypes.c_uint32
+        signatures[f"padm_dropout_add_{suffix}"] = ([p, p, p, i64, u32, u32, u32, ctypes.c_double, i32], None)
     for name, (argtypes, restype) in signatures.items():
         if not strict and not hasattr(lib, name):
             continue

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
+from padm.ops.dropout import dropout_add
 from padm.ops.fourier import amplitude_phase_fuse
 from padm.ops.gated import gated_dwconv
 from padm.ops.norm import layer_norm
@@ -223,8 +224,9 @@ class GDRSS(nn.Module):
             tokens = rearrange(n, "b c h w -> b (h w) c")  # row-major pixel sequence (N, HW, c)
             m = self.mixer(self.mixer_norm(self.token_norm(tokens)))
             branch = branch * rearrange(m, "b (h w) c -> b c h w", h=h, w=w)
-        x = x + self.drop(branch)
-        return x + self.drop(self.ffn(self.norm2(x)))
+        # x + Drop(·): padm.ops.dropout, one pass with a hashed mask on the CPU (x + self.drop(·) elsewhere)
+        x = dropout_add(x, branch, self.drop.p, self.training)
+        return dropout_add(x, self.ffn(self.norm2(x)), self.drop.p, self.training)
 
 
 class CAB(nn.Module):
