@@ -988,29 +988,41 @@ inline V vsqrt(V v) {
 // Rows of NB whole vectors (C = 16 NB, NB <= 4: the small model's 16, 32, 64 channels) take a path with
 // the block loop unrolled and no masks; any other C the general one (masked ragged blocks).
 
-// fn(block index, c0, whole) over a row's channel blocks: NB > 0 fixed whole blocks, else `blocks`
-template <int NB, typename F>
-inline void row_blocks(const std::vector<Block>& blocks, F&& fn) {
-    if constexpr (NB > 0) {
-        for (int i = 0; i < NB; ++i) fn(i, int64_t(i) * W, std::true_type{});
-    } else {
-        for (size_t i = 0; i < blocks.size(); ++i) {
-            if (blocks[i].lanes == W) fn(int(i), blocks[i].c0, std::true_type{});
-            else fn(int(i), blocks[i].c0, std::false_type{});
+// A row's channel blocks for the LayerNorm kernels: NB > 0 fixed whole blocks (C = 16 NB, no masks), else
+// channel_blocks(C) with row_masks.  each(fn) calls fn(block index, c0, whole) for every block.
+template <int NB, typename S>
+struct RowBlocks {
+    using V = typename Lanes<S>::V;
+    std::vector<Block> blocks;
+    std::vector<V> masks;
+    S inv;  // 1 / C
+    explicit RowBlocks(int64_t C) : blocks(channel_blocks(C)), masks(row_masks<S, V>(blocks, C)), inv(S(1) / S(C)) {}
+    V mask(int i) const {
+        if constexpr (NB > 0) return V{} + S(1);
+        else return masks[i];
+    }
+    int64_t lanes(int i) const {
+        if constexpr (NB > 0) return W;
+        else return blocks[i].lanes;
+    }
+    template <typename F>
+    void each(F&& fn) const {
+        if constexpr (NB > 0) {
+            for (int i = 0; i < NB; ++i) fn(i, int64_t(i) * W, std::true_type{});
+        } else {
+            for (size_t i = 0; i < blocks.size(); ++i) {
+                if (blocks[i].lanes == W) fn(int(i), blocks[i].c0, std::true_type{});
+                else fn(int(i), blocks[i].c0, std::false_type{});
+            }
         }
     }
-}
+};
 
 template <int NB, typename S>
 void layer_norm_rows_nb(const S* x, const S* w, const S* b, S* y, S* mean, S* rstd, int64_t rows, int64_t C, S eps,
                         int nthreads) {
     using V = typename Lanes<S>::V;
-    const auto blocks = channel_blocks(C);
-    const auto masks = row_masks<S, V>(blocks, C);
-    const S inv = S(1) / S(C);
-    // the block's mask (all ones on the fixed path), its lanes
-    auto mask = [&](int i) -> V { if constexpr (NB > 0) return V{} + S(1); else return masks[i]; };
-    auto lanes = [&](int i) -> int64_t { if constexpr (NB > 0) return W; else return blocks[i].lanes; };
+    const RowBlocks<NB, S> rb(C);
     parallel_tasks((rows + LR - 1) / LR, nthreads, [&](int, int64_t task) {
         const int64_t end = std::min(rows, (task + 1) * LR);
         for (int64_t r0 = task * LR; r0 < end; r0 += W) {
@@ -1019,38 +1031,33 @@ void layer_norm_rows_nb(const S* x, const S* w, const S* b, S* y, S* mean, S* rs
             for (int k = 0; k < W; ++k) s[k] = V{};
             for (int k = 0; k < nr; ++k) {
                 const S* xr = x + (r0 + k) * C;
-                row_blocks<NB>(blocks, [&](int i, int64_t c0, auto full) {
-                    s[k] += ldb<decltype(full)::value, S, V>(xr + c0, lanes(i)) * mask(i);
+                rb.each([&](int i, int64_t c0, auto full) {
+                    s[k] += ldb<decltype(full)::value, S, V>(xr + c0, rb.lanes(i)) * rb.mask(i);
                 });
             }
-            const V mu = reduce16(s) * inv;  // lane k: the mean of row r0 + k
+            const V mu = reduce16(s) * rb.inv;  // lane k: the mean of row r0 + k
             for (int k = 0; k < nr; ++k) {
                 const S* xr = x + (r0 + k) * C;
                 V acc = V{};
-                row_blocks<NB>(blocks, [&](int i, int64_t c0, auto full) {
-                    const V d = (ldb<decltype(full)::value, S, V>(xr + c0, lanes(i)) - mu[k]) * mask(i);
+                rb.each([&](int i, int64_t c0, auto full) {
+                    const V d = (ldb<decltype(full)::value, S, V>(xr + c0, rb.lanes(i)) - mu[k]) * rb.mask(i);
                     acc += d * d;
                 });
                 s[k] = acc;
             }
-            const V rs = S(1) / vsqrt(reduce16(s) * inv + eps);
+            const V rs = S(1) / vsqrt(reduce16(s) * rb.inv + eps);
             for (int k = 0; k < nr; ++k) {
                 const S* xr = x + (r0 + k) * C;
                 S* yr = y + (r0 + k) * C;
-                row_blocks<NB>(blocks, [&](int i, int64_t c0, auto full) {
+                rb.each([&](int i, int64_t c0, auto full) {
                     constexpr bool Full = decltype(full)::value;
-                    const V xv = ldb<Full, S, V>(xr + c0, lanes(i));
-                    stb<Full>(yr + c0, (xv - mu[k]) * rs[k] * ldb<Full, S, V>(w + c0, lanes(i)) + ldb<Full, S, V>(b + c0, lanes(i)),
-                              lanes(i));
+                    const V xv = ldb<Full, S, V>(xr + c0, rb.lanes(i));
+                    const V wv = ldb<Full, S, V>(w + c0, rb.lanes(i)), bv = ldb<Full, S, V>(b + c0, rb.lanes(i));
+                    stb<Full>(yr + c0, (xv - mu[k]) * rs[k] * wv + bv, rb.lanes(i));
                 });
             }
-            if (nr == W) {
-                vstore(mean + r0, mu);
-                vstore(rstd + r0, rs);
-            } else {
-                store_lanes(mean + r0, mu, nr);
-                store_lanes(rstd + r0, rs, nr);
-            }
+            store_lanes(mean + r0, mu, nr);  // whole vectors when nr == W
+            store_lanes(rstd + r0, rs, nr);
         }
     });
 }
@@ -1060,13 +1067,9 @@ template <int NB, typename S>
 void layer_norm_rows_bwd_nb(const S* x, const S* w, const S* g, const S* mean, const S* rstd, S* dx, S* dw_buf,
                             S* db_buf, int64_t rows, int64_t C, int nthreads) {
     using V = typename Lanes<S>::V;
-    const auto blocks = channel_blocks(C);
-    const auto masks = row_masks<S, V>(blocks, C);
-    const S inv = S(1) / S(C);
-    auto mask = [&](int i) -> V { if constexpr (NB > 0) return V{} + S(1); else return masks[i]; };
-    auto lanes = [&](int i) -> int64_t { if constexpr (NB > 0) return W; else return blocks[i].lanes; };
+    const RowBlocks<NB, S> rb(C);
     parallel_tasks((rows + LR - 1) / LR, nthreads, [&](int tid, int64_t task) {
-        std::vector<V> accw(blocks.size(), V{}), accb(blocks.size(), V{});
+        std::vector<V> accw(rb.blocks.size(), V{}), accb(rb.blocks.size(), V{});
         const int64_t end = std::min(rows, (task + 1) * LR);
         for (int64_t r0 = task * LR; r0 < end; r0 += W) {
             const int64_t nr = std::min<int64_t>(W, end - r0);
@@ -1077,11 +1080,11 @@ void layer_norm_rows_bwd_nb(const S* x, const S* w, const S* g, const S* mean, c
                 const S* xr = x + (r0 + k) * C;
                 const S* gr = g + (r0 + k) * C;
                 V a1 = V{}, a2 = V{};
-                row_blocks<NB>(blocks, [&](int i, int64_t c0, auto full) {
+                rb.each([&](int i, int64_t c0, auto full) {
                     constexpr bool Full = decltype(full)::value;
-                    const V xh = (ldb<Full, S, V>(xr + c0, lanes(i)) - mu[k]) * rs[k];
-                    const V gv = ldb<Full, S, V>(gr + c0, lanes(i)) * mask(i);
-                    const V gw = gv * ldb<Full, S, V>(w + c0, lanes(i));
+                    const V xh = (ldb<Full, S, V>(xr + c0, rb.lanes(i)) - mu[k]) * rs[k];
+                    const V gv = ldb<Full, S, V>(gr + c0, rb.lanes(i)) * rb.mask(i);
+                    const V gw = gv * ldb<Full, S, V>(w + c0, rb.lanes(i));
                     a1 += gw;
                     a2 += gw * xh;
                     accw[i] += gv * xh;
@@ -1090,24 +1093,25 @@ void layer_norm_rows_bwd_nb(const S* x, const S* w, const S* g, const S* mean, c
                 s1[k] = a1;
                 s2[k] = a2;
             }
-            const V m1 = reduce16(s1) * inv, m2 = reduce16(s2) * inv;  // lane k: row r0 + k
+            const V m1 = reduce16(s1) * rb.inv, m2 = reduce16(s2) * rb.inv;  // lane k: row r0 + k
             for (int k = 0; k < nr; ++k) {
                 const S* xr = x + (r0 + k) * C;
                 const S* gr = g + (r0 + k) * C;
                 S* dxr = dx + (r0 + k) * C;
-                row_blocks<NB>(blocks, [&](int i, int64_t c0, auto full) {
+                rb.each([&](int i, int64_t c0, auto full) {
                     constexpr bool Full = decltype(full)::value;
-                    const V xh = (ldb<Full, S, V>(xr + c0, lanes(i)) - mu[k]) * rs[k];
-                    const V gw = ldb<Full, S, V>(gr + c0, lanes(i)) * ldb<Full, S, V>(w + c0, lanes(i));
-                    stb<Full>(dxr + c0, rs[k] * (gw - m1[k] - xh * m2[k]), lanes(i));
+                    const V xh = (ldb<Full, S, V>(xr + c0, rb.lanes(i)) - mu[k]) * rs[k];
+                    const V gw = ldb<Full, S, V>(gr + c0, rb.lanes(i)) * ldb<Full, S, V>(w + c0, rb.lanes(i));
+                    stb<Full>(dxr + c0, rs[k] * (gw - m1[k] - xh * m2[k]), rb.lanes(i));
                 });
             }
         }
         // the thread's sums (masked lanes hold zeros: each channel counted once)
-        for (size_t i = 0; i < blocks.size(); ++i) {
-            for (int64_t j = 0; j < blocks[i].lanes; ++j) {
-                dw_buf[tid * C + blocks[i].c0 + j] += accw[i][j];
-                db_buf[tid * C + blocks[i].c0 + j] += accb[i][j];
+        for (size_t i = 0; i < rb.blocks.size(); ++i) {
+            const Block& blk = rb.blocks[i];
+            for (int64_t j = 0; j < blk.lanes; ++j) {
+                dw_buf[tid * C + blk.c0 + j] += accw[i][j];
+                db_buf[tid * C + blk.c0 + j] += accb[i][j];
             }
         }
     });
