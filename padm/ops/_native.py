@@ -23,6 +23,8 @@ import threading
 import warnings
 from pathlib import Path
 
+import torch  # before the library loads: its libgomp.so.1 must resolve to torch's
+
 from padm.fileio import atomic_write
 
 _SOURCE = Path(__file__).with_name("csrc") / "selective_scan.cpp"  # scan, conv1d, gated conv, LayerNorm, dropout
@@ -117,8 +119,6 @@ def load() -> ctypes.CDLL | None:
             _error = "no C++ compiler (g++/clang++) found"
         else:
             try:
-                import torch  # noqa: F401  (first: the library's libgomp.so.1 must resolve to torch's)
-
                 lib = ctypes.CDLL(str(_build(cxx)))
                 _declare(lib)
                 _lib = lib
@@ -144,6 +144,20 @@ def has(name: str) -> bool:
     --baseline-kernels`` loads, may lack the newer kernels)."""
     lib = load()
     return lib is not None and hasattr(lib, name)
+
+
+def _typed(name: str, like: torch.Tensor) -> str:
+    return f"padm_{name}_{'f64' if like.dtype == torch.float64 else 'f32'}"
+
+
+def kernel(name: str, like: torch.Tensor):
+    """The library's ``padm_{name}_f32`` or ``padm_{name}_f64`` for tensors of ``like``'s dtype."""
+    return getattr(load(), _typed(name, like))
+
+
+def has_kernel(name: str, like: torch.Tensor) -> bool:
+    """:func:`has` for the ``name`` kernel of ``like``'s dtype."""
+    return has(_typed(name, like))
 
 
 def unavailable_reason() -> str | None:

@@ -31,6 +31,8 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 
+import torch
+
 BACKENDS = ("auto", "reference", "cpu", "parallel", "cuda")
 
 _default = "auto"
@@ -77,6 +79,17 @@ def use(name: str, *, training_kernels: bool | None = None) -> Iterator[str]:
         _current.reset(token)
 
 
+def needs_grad(*tensors: torch.Tensor) -> bool:
+    """Whether autograd will want a gradient of any of ``tensors`` here."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def cpu_kernels_allowed(*inputs: torch.Tensor) -> bool:
+    """Whether an op on CPU tensors ``inputs`` may run its fused C++ kernels: the ``cpu`` backend is in
+    force and, when a gradient of an input is needed, :func:`training_kernels` allows their backward."""
+    return resolve(None, False) == "cpu" and (not needs_grad(*inputs) or training_kernels())
+
+
 def resolve(name: str | None, is_cuda: bool) -> str:
     """The concrete backend (``auto`` resolved) for a tensor on CUDA or not; ``None``: :func:`current`."""
     name = check(name) if name is not None else current()
@@ -85,4 +98,5 @@ def resolve(name: str | None, is_cuda: bool) -> str:
     return name
 
 
-__all__ = ["BACKENDS", "check", "current", "set_default", "use", "resolve", "training_kernels"]
+__all__ = ["BACKENDS", "check", "current", "set_default", "use", "resolve", "training_kernels", "needs_grad",
+           "cpu_kernels_allowed"]

@@ -74,15 +74,14 @@ def _fused_ok(x: Tensor, y: Tensor) -> bool:
         and x.dtype == y.dtype
         and 0 < y.numel() < 2**32
         and _dense_same_layout(x, y)
-        and _backend.resolve(None, False) == "cpu"
-        and (not (torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)) or _backend.training_kernels())
-        and _native.has(f"padm_dropout_add_{'f64' if y.dtype == torch.float64 else 'f32'}")
+        and _backend.cpu_kernels_allowed(x, y)
+        and _native.has_kernel("dropout_add", y)
     )
 
 
 def _kernel(x: Tensor | None, y: Tensor, p: float, s0: int, s1: int) -> Tensor:
     out = torch.empty_like(y)  # the same strides as y (dense)
-    getattr(_native.load(), f"padm_dropout_add_{'f64' if y.dtype == torch.float64 else 'f32'}")(
+    _native.kernel("dropout_add", y)(
         x.data_ptr() if x is not None else None, y.data_ptr(), out.data_ptr(), y.numel(), s0, s1, _threshold(p),
         1.0 / (1.0 - p), torch.get_num_threads(),
     )
@@ -102,7 +101,7 @@ class _DropoutAdd(torch.autograd.Function):
         gy = None
         if ctx.needs_input_grad[1]:
             if g.stride() != ctx.stride:  # the mask follows y's memory order: g in that layout
-                g = torch.as_strided(g.new_empty(g.numel()), g.shape, ctx.stride).copy_(g)
+                g = g.new_empty_strided(g.shape, ctx.stride).copy_(g)
             gy = _kernel(None, g, ctx.p, *ctx.seeds)
         return g, gy, None, None, None
 

@@ -39,27 +39,18 @@ def gated_dwconv_ref(u: Tensor, weight: Tensor) -> Tensor:
     return F.gelu(a) * b
 
 
-def _needs_grad(u: Tensor, weight: Tensor) -> bool:
-    return torch.is_grad_enabled() and (u.requires_grad or weight.requires_grad)
-
-
 def _fused_ok(u: Tensor, weight: Tensor) -> bool:
     """Whether the fused kernels apply: CPU, float32/64, 3×3, the ``cpu`` backend, the library built, and
     (when a gradient is needed) training kernels allowed."""
     return (
         u.device.type == "cpu"
-        and _backend.resolve(None, False) == "cpu"
-        and (not _needs_grad(u, weight) or _backend.training_kernels())
+        and _backend.cpu_kernels_allowed(u, weight)
         and u.dtype in (torch.float32, torch.float64)
         and weight.dtype == u.dtype
         and weight.shape[-2:] == (3, 3)
         and u.shape[1] % 2 == 0
         and _native.available()
     )
-
-
-def _suffix(t: Tensor) -> str:
-    return "f64" if t.dtype == torch.float64 else "f32"
 
 
 def _taps(weight: Tensor) -> Tensor:
@@ -71,7 +62,7 @@ def _forward(u_cl: Tensor, w9: Tensor) -> Tensor:
     """u_cl (N, H, W, 2h) contiguous, w9 (9, 2h) -> (N, H, W, h)."""
     n, h, w, c = u_cl.shape
     out = u_cl.new_empty(n, h, w, c // 2)
-    getattr(_native.load(), f"padm_gated_dw_{_suffix(u_cl)}")(
+    _native.kernel("gated_dw", u_cl)(
         u_cl.data_ptr(), w9.data_ptr(), out.data_ptr(), n, h, w, c // 2, torch.get_num_threads()
     )
     return out
@@ -95,7 +86,7 @@ class _GatedDW(torch.autograd.Function):
         g_cl = g.permute(0, 2, 3, 1).contiguous()  # (N, H, W, h)
         du = torch.empty_like(u_cl)  # (N, H, W, 2h)
         dw_buf = u_cl.new_zeros(threads, 9, c)  # per-thread partial weight gradients
-        getattr(_native.load(), f"padm_gated_dw_bwd_{_suffix(u_cl)}")(
+        _native.kernel("gated_dw_bwd", u_cl)(
             u_cl.data_ptr(), w9.data_ptr(), g_cl.data_ptr(), du.data_ptr(), dw_buf.data_ptr(),
             n, h, w, c // 2, threads,
         )
@@ -107,7 +98,7 @@ def gated_dwconv(u: Tensor, weight: Tensor) -> Tensor:
     """:func:`gated_dwconv_ref`, fused on the CPU (forward, and backward when a gradient is needed)."""
     if not _fused_ok(u, weight):
         return gated_dwconv_ref(u, weight)
-    if _needs_grad(u, weight):
+    if _backend.needs_grad(u, weight):
         return _GatedDW.apply(u, weight)
     if not u.is_contiguous(memory_format=torch.channels_last):
         return gated_dwconv_ref(u, weight)  # inference on NCHW: a copy would cost what the fusion saves

@@ -38,14 +38,6 @@ def layer_norm_ref(x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: f
     return F.layer_norm(x, x.shape[-1:], weight, bias, eps)
 
 
-def _needs_grad(*ts: Tensor) -> bool:
-    return torch.is_grad_enabled() and any(t.requires_grad for t in ts)
-
-
-def _suffix(t: Tensor) -> str:
-    return "f64" if t.dtype == torch.float64 else "f32"
-
-
 def _fused_ok(x: Tensor, weight: Tensor | None, bias: Tensor | None) -> bool:
     if weight is None or bias is None:
         return False
@@ -55,9 +47,8 @@ def _fused_ok(x: Tensor, weight: Tensor | None, bias: Tensor | None) -> bool:
         and weight.dtype == x.dtype
         and bias.dtype == x.dtype
         and x.numel() > 0
-        and _backend.resolve(None, False) == "cpu"
-        and (not _needs_grad(x, weight, bias) or _backend.training_kernels())
-        and _native.has(f"padm_layer_norm_{_suffix(x)}")
+        and _backend.cpu_kernels_allowed(x, weight, bias)
+        and _native.has_kernel("layer_norm", x)
     )
 
 
@@ -66,7 +57,7 @@ def _forward(x2: Tensor, weight: Tensor, bias: Tensor, eps: float) -> tuple[Tens
     rows, c = x2.shape
     y = torch.empty_like(x2)
     mean, rstd = x2.new_empty(rows), x2.new_empty(rows)
-    getattr(_native.load(), f"padm_layer_norm_{_suffix(x2)}")(
+    _native.kernel("layer_norm", x2)(
         x2.data_ptr(), weight.data_ptr(), bias.data_ptr(), y.data_ptr(), mean.data_ptr(), rstd.data_ptr(),
         rows, c, float(eps), torch.get_num_threads(),
     )
@@ -92,7 +83,7 @@ class _LayerNormRows(torch.autograd.Function):
         g2 = g.contiguous().view(rows, c)  # (rows, C)
         dx = torch.empty_like(x2)
         dw_buf, db_buf = x2.new_zeros(threads, c), x2.new_zeros(threads, c)  # per-thread partial sums
-        getattr(_native.load(), f"padm_layer_norm_bwd_{_suffix(x2)}")(
+        _native.kernel("layer_norm_bwd", x2)(
             x2.data_ptr(), w.data_ptr(), g2.data_ptr(), mean.data_ptr(), rstd.data_ptr(), dx.data_ptr(),
             dw_buf.data_ptr(), db_buf.data_ptr(), rows, c, threads,
         )
@@ -105,7 +96,7 @@ def layer_norm(x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float
     The output is contiguous in ``x``'s shape, as ``F.layer_norm``'s."""
     if not _fused_ok(x, weight, bias):
         return layer_norm_ref(x, weight, bias, eps)
-    if _needs_grad(x, weight, bias):
+    if _backend.needs_grad(x, weight, bias):
         return _LayerNormRows.apply(x, weight, bias, eps)
     x2 = x.contiguous().view(-1, x.shape[-1])
     return _forward(x2, weight.contiguous(), bias.contiguous(), eps)[0].view(x.shape)

@@ -237,7 +237,6 @@ def selective_scan_parallel(u, delta, A, B, C, D=None, z=None, delta_bias=None, 
 
 def _call_kernel(direction: str, ref: Tensor, pointers, seqs, groups, dims, softplus: bool) -> None:
     """Call ``padm_scan_{fwd,bwd}_{f32,f64}`` with pointer, stride and dims arrays (see the C++ file)."""
-    lib = _native.load()
     ptrs = (ctypes.c_void_p * len(pointers))(*[t.data_ptr() if t is not None else None for t in pointers])
     strides: list[int] = []
     for t in seqs:  # (batch, dim, len) views; absent ones get zeros
@@ -246,8 +245,7 @@ def _call_kernel(direction: str, ref: Tensor, pointers, seqs, groups, dims, soft
         strides += list(t.stride())
     st = (ctypes.c_int64 * len(strides))(*strides)
     dm = (ctypes.c_int64 * 5)(*dims)
-    suffix = "f64" if ref.dtype == torch.float64 else "f32"
-    getattr(lib, f"padm_scan_{direction}_{suffix}")(ptrs, st, dm, int(softplus), torch.get_num_threads())
+    _native.kernel(f"scan_{direction}", ref)(ptrs, st, dm, int(softplus), torch.get_num_threads())
 
 
 def _empty_in_layout(t: Tensor) -> Tensor:
@@ -449,8 +447,7 @@ class _CausalConv1dCPUFunction(torch.autograd.Function):
         batch, length, dim = xl.shape
         k = wT.shape[0]
         out = xl.new_empty(batch, length, dim)
-        suffix = "f64" if xl.dtype == torch.float64 else "f32"
-        getattr(_native.load(), f"padm_conv_fwd_{suffix}")(
+        _native.kernel("conv_fwd", xl)(
             xl.data_ptr(), _i64(xl.stride()), wT.data_ptr(), _ptr(bias), out.data_ptr(), int(silu),
             _i64((batch, length, dim, k)), torch.get_num_threads(),
         )
@@ -468,8 +465,7 @@ class _CausalConv1dCPUFunction(torch.autograd.Function):
         dx = xl.new_empty(batch, length, dim)
         dw_buf = xl.new_zeros(threads, k, dim)
         db_buf = xl.new_zeros(threads, dim)
-        suffix = "f64" if xl.dtype == torch.float64 else "f32"
-        getattr(_native.load(), f"padm_conv_bwd_{suffix}")(
+        _native.kernel("conv_bwd", xl)(
             xl.data_ptr(), _i64(xl.stride()), wT.data_ptr(), _ptr(bias), dout.data_ptr(), _i64(dout.stride()),
             int(ctx.silu), dx.data_ptr(), dw_buf.data_ptr(), db_buf.data_ptr(), _i64((batch, length, dim, k)), threads,
         )
